@@ -1,0 +1,282 @@
+//! The typed configuration tree: plain data with the built-in defaults.
+//! Must not read files or the environment itself; `load` does that, `validate` checks it.
+
+mod env;
+mod load;
+mod validate;
+
+pub use load::{ConfigError, load, load_str};
+pub use validate::validate;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Limits;
+
+/// Everything Herald can be told. `Config::default()` is what `herald` runs with when given
+/// no file, and `config/herald.toml` mirrors it key for key (a test keeps them equal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// WebSocket + REST API listener.
+    pub server: ServerConfig,
+    /// Metrics and health listener.
+    pub metrics: MetricsConfig,
+    /// WebSocket protocol behaviour.
+    pub websocket: WebSocketConfig,
+    /// REST API behaviour.
+    pub http_api: HttpApiConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Which fan-out adapter to use.
+    pub adapter: AdapterConfig,
+    /// The apps this server serves (the static app store).
+    pub apps: Vec<AppConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
+            websocket: WebSocketConfig::default(),
+            http_api: HttpApiConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            log: LogConfig::default(),
+            adapter: AdapterConfig::default(),
+            apps: vec![AppConfig::development()],
+        }
+    }
+}
+
+/// The WebSocket + REST API listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free port).
+    pub port: u16,
+    /// Mount prefix for both `/app/{key}` and `/apps/{id}/…` (e.g. `/herald`); stripped before
+    /// REST signatures are checked. Empty for none.
+    pub path_prefix: String,
+    /// actix worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Seconds a client has to send its request head (stalled upgrades are dropped).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            path_prefix: String::new(),
+            workers: 0,
+            request_timeout_secs: 10,
+        }
+    }
+}
+
+/// The metrics and health listener (`/metrics`, `/health`, `/ready`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free port).
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { host: "0.0.0.0".into(), port: 9601 }
+    }
+}
+
+/// WebSocket protocol behaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// `activity_timeout` advertised in `connection_established`, in seconds; also how long the
+    /// server waits on a silent client before it probes with a WebSocket ping.
+    pub activity_timeout_secs: u64,
+    /// Seconds to wait for any frame after a server ping before closing with 4201.
+    pub pong_timeout_secs: u64,
+    /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
+    pub max_message_bytes: usize,
+    /// Frames queued for one socket before it counts as a slow consumer and is closed (4100).
+    pub outbound_queue_frames: usize,
+    /// Also send `pusher:subscription_error` (with `channel`) when a subscription is refused.
+    pub subscription_error_event: bool,
+    /// Reject a missing `protocol` query parameter with 4008 instead of assuming 7.
+    pub require_protocol_param: bool,
+    /// Seconds a cache channel keeps its last event.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+            max_message_bytes: 64 * 1024,
+            outbound_queue_frames: 1024,
+            subscription_error_event: true,
+            require_protocol_param: false,
+            cache_ttl_secs: 1800,
+        }
+    }
+}
+
+/// REST API behaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpApiConfig {
+    /// Accepted clock skew of `auth_timestamp`, in seconds.
+    pub timestamp_window_secs: u64,
+    /// Largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send the whole body.
+    pub body_timeout_secs: u64,
+    /// Origins allowed by CORS; `["*"]` allows any, `[]` disables CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        Self {
+            timestamp_window_secs: 600,
+            max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 10,
+            cors_allowed_origins: vec!["*".into()],
+        }
+    }
+}
+
+/// Graceful shutdown on SIGTERM/SIGINT.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Seconds over which open sockets are closed with 4200 (spread, not all at once).
+    pub drain_secs: u64,
+    /// Seconds to wait after `/ready` fails before closing sockets, so load balancers notice.
+    pub ready_grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { drain_secs: 10, ready_grace_secs: 0 }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `herald=debug`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which fan-out adapter connects this node to others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdapterConfig {
+    /// The adapter driver.
+    pub driver: AdapterDriver,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self { driver: AdapterDriver::Local }
+    }
+}
+
+/// Adapter drivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterDriver {
+    /// Single node: fan-out is a loopback into this process.
+    Local,
+}
+
+/// One app: its credentials, switches and limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id, used in REST paths (`/apps/{id}/…`).
+    pub id: String,
+    /// App key, used in WebSocket paths (`/app/{key}`) and signatures.
+    pub key: String,
+    /// App secret, the HMAC key. Never logged.
+    pub secret: String,
+    /// Disabled apps refuse connections (4003) and REST calls (403).
+    pub enabled: bool,
+    /// Allow `client-*` events on private and presence channels.
+    pub client_events: bool,
+    /// Close connections that neither sign in nor subscribe to a private or presence channel
+    /// within `user_authentication_timeout_secs` (Pusher's "authorized connections").
+    pub require_user_authentication: bool,
+    /// Seconds allowed for that, when required.
+    pub user_authentication_timeout_secs: u64,
+    /// Most simultaneous connections; 0 for no limit (4004 above it).
+    pub max_connections: usize,
+    /// Send `pusher_internal:subscription_count` on non-presence channels.
+    pub subscription_count: bool,
+    /// Size and count limits (`[apps.limits]`).
+    pub limits: Limits,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            enabled: true,
+            client_events: false,
+            require_user_authentication: false,
+            user_authentication_timeout_secs: 30,
+            max_connections: 0,
+            subscription_count: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl AppConfig {
+    /// The development app Herald serves when configured with nothing else.
+    pub fn development() -> Self {
+        Self {
+            id: "app-id".into(),
+            key: "app-key".into(),
+            secret: "app-secret".into(),
+            client_events: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether these are the built-in development credentials.
+    pub fn is_development(&self) -> bool {
+        self.key == "app-key" && self.secret == "app-secret"
+    }
+}

@@ -1,0 +1,3 @@
+//! Herald: a self-hosted server for the Pusher Channels protocol.
+
+pub mod protocol;
