@@ -1,0 +1,86 @@
+//! Seam: where apps (credentials, switches, limits) come from.
+//! Must not know about sockets or channels; a store only answers "which app is this".
+
+mod static_store;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::Limits;
+
+pub use static_store::StaticAppStore;
+
+/// An app secret. Its `Debug` never shows the value, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret, for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Optional behaviours an app switches on.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AppFeatures {
+    /// `client-*` events allowed on private and presence channels.
+    pub client_events: bool,
+    /// `pusher_internal:subscription_count` sent on non-presence channels.
+    pub subscription_count: bool,
+    /// Connections must sign in (or subscribe to an authorized channel) within this time.
+    pub user_authentication_timeout: Option<Duration>,
+}
+
+/// One app, as the server uses it.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// App id (REST paths).
+    pub id: String,
+    /// App key (WebSocket path, signatures).
+    pub key: String,
+    /// HMAC key.
+    pub secret: Secret,
+    /// Disabled apps refuse connections and REST calls.
+    pub enabled: bool,
+    /// Most simultaneous connections; 0 for no limit.
+    pub max_connections: usize,
+    /// Optional behaviours.
+    pub features: AppFeatures,
+    /// Size and count limits.
+    pub limits: Limits,
+}
+
+/// Why a store could not answer (a database store may be unreachable; the static one never fails).
+#[derive(Debug, thiserror::Error)]
+pub enum AppStoreError {
+    /// The backing store did not answer.
+    #[error("app store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Looks apps up by key (WebSocket) or id (REST API).
+///
+/// Contract: lookups are cheap enough to run on every connection and request (a remote store
+/// must cache); `Ok(None)` means "no such app", never an outage.
+#[async_trait::async_trait]
+pub trait AppStore: Send + Sync {
+    /// The app whose key is `key`.
+    async fn find_by_key(&self, key: &str) -> Result<Option<Arc<App>>, AppStoreError>;
+    /// The app whose id is `id`.
+    async fn find_by_id(&self, id: &str) -> Result<Option<Arc<App>>, AppStoreError>;
+    /// Every app this store knows, for startup logging and metrics (may be empty for remote stores).
+    async fn all(&self) -> Result<Vec<Arc<App>>, AppStoreError>;
+}

@@ -1,0 +1,232 @@
+//! One struct of typed Prometheus handles, and the `/metrics` `/health` `/ready` listener.
+//! Must not hold per-socket or per-channel labels: label values stay bounded (app id at most).
+
+mod http;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+pub use http::{Health, configure};
+
+/// Why input was refused, as a bounded label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// WebSocket connection to an unknown app key.
+    UnknownApp,
+    /// Connection to a disabled app.
+    AppDisabled,
+    /// Connection over the app's quota.
+    OverQuota,
+    /// Bad or unsupported `protocol` parameter.
+    BadProtocol,
+    /// Upgrade refused while draining.
+    Draining,
+    /// A frame that is not a valid protocol message.
+    MalformedMessage,
+    /// A frame larger than `websocket.max_message_bytes`.
+    MessageTooBig,
+    /// Subscription refused (bad name, bad auth, not signed in…).
+    SubscriptionRefused,
+    /// Presence channel full.
+    PresenceFull,
+    /// Signin refused.
+    SigninRefused,
+    /// Client event refused (disabled, wrong channel, not subscribed, too large).
+    ClientEventRefused,
+    /// Client event over the rate limit.
+    ClientEventRateLimited,
+    /// REST request with a bad signature, key or timestamp.
+    ApiUnauthorized,
+    /// REST request that is malformed or over a limit.
+    ApiBadRequest,
+}
+
+impl Rejection {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownApp => "unknown_app",
+            Self::AppDisabled => "app_disabled",
+            Self::OverQuota => "over_quota",
+            Self::BadProtocol => "bad_protocol",
+            Self::Draining => "draining",
+            Self::MalformedMessage => "malformed_message",
+            Self::MessageTooBig => "message_too_big",
+            Self::SubscriptionRefused => "subscription_refused",
+            Self::PresenceFull => "presence_full",
+            Self::SigninRefused => "signin_refused",
+            Self::ClientEventRefused => "client_event_refused",
+            Self::ClientEventRateLimited => "client_event_rate_limited",
+            Self::ApiUnauthorized => "api_unauthorized",
+            Self::ApiBadRequest => "api_bad_request",
+        }
+    }
+}
+
+/// Every metric Herald exports. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    connections: IntGaugeVec,
+    connects: IntCounterVec,
+    disconnects: IntCounterVec,
+    ws_messages: IntCounterVec,
+    ws_bytes: IntCounterVec,
+    slow_consumers: IntCounterVec,
+    channels: IntGaugeVec,
+    presence_members: IntGaugeVec,
+    api: ApiMetrics,
+    rejected: IntCounterVec,
+    per_app: DashMap<String, AppMetrics>,
+}
+
+struct ApiMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+/// Handles of one app's series, resolved once per connection instead of per message.
+#[derive(Clone, Debug)]
+pub struct AppMetrics {
+    /// Open connections.
+    pub connections: IntGauge,
+    /// Connections accepted.
+    pub connects: IntCounter,
+    /// Connections closed.
+    pub disconnects: IntCounter,
+    /// WebSocket messages received.
+    pub messages_in: IntCounter,
+    /// WebSocket messages sent.
+    pub messages_out: IntCounter,
+    /// WebSocket bytes received.
+    pub bytes_in: IntCounter,
+    /// WebSocket bytes sent.
+    pub bytes_out: IntCounter,
+    /// Sockets closed because their queue was full.
+    pub slow_consumers: IntCounter,
+    /// Occupied channels.
+    pub channels: IntGauge,
+    /// Presence members (summed over channels).
+    pub presence_members: IntGauge,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    // unwrap: names and labels are static and valid.
+    IntCounterVec::new(Opts::new(name, help), labels).unwrap()
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    // unwrap: names and labels are static and valid.
+    IntGaugeVec::new(Opts::new(name, help), labels).unwrap()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let app = &["app_id"];
+        let dir = &["app_id", "direction"];
+        let buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+        let duration_opts = HistogramOpts::new(
+            "herald_api_request_duration_seconds",
+            "REST API request duration by endpoint",
+        )
+        .buckets(buckets);
+        let inner = Inner {
+            registry: Registry::new(),
+            connections: gauge("herald_connections", "Open WebSocket connections", app),
+            connects: counter("herald_connects_total", "WebSocket connections accepted", app),
+            disconnects: counter("herald_disconnects_total", "WebSocket connections closed", app),
+            ws_messages: counter("herald_ws_messages_total", "WebSocket messages by direction (in/out)", dir),
+            ws_bytes: counter("herald_ws_bytes_total", "WebSocket payload bytes by direction (in/out)", dir),
+            slow_consumers: counter(
+                "herald_slow_consumer_disconnects_total",
+                "Sockets closed with 4100 because their outbound queue was full",
+                app,
+            ),
+            channels: gauge("herald_channels", "Occupied channels", app),
+            presence_members: gauge("herald_presence_members", "Presence members summed over channels", app),
+            api: ApiMetrics {
+                requests: counter("herald_api_requests_total", "REST API requests by endpoint and status", &[
+                    "endpoint", "status",
+                ]),
+                // unwrap: static, valid options.
+                duration: HistogramVec::new(duration_opts, &["endpoint"]).unwrap(),
+            },
+            rejected: counter("herald_rejected_total", "Refused input by reason", &["reason"]),
+            per_app: DashMap::new(),
+        };
+        let r = &inner.registry;
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(inner.connections.clone()),
+            Box::new(inner.connects.clone()),
+            Box::new(inner.disconnects.clone()),
+            Box::new(inner.ws_messages.clone()),
+            Box::new(inner.ws_bytes.clone()),
+            Box::new(inner.slow_consumers.clone()),
+            Box::new(inner.channels.clone()),
+            Box::new(inner.presence_members.clone()),
+            Box::new(inner.api.requests.clone()),
+            Box::new(inner.api.duration.clone()),
+            Box::new(inner.rejected.clone()),
+        ];
+        for c in collectors {
+            // unwrap: each collector is registered once, with distinct names.
+            r.register(c).unwrap();
+        }
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The handles of one (known, configured) app.
+    pub fn app(&self, app_id: &str) -> AppMetrics {
+        if let Some(m) = self.inner.per_app.get(app_id) {
+            return m.value().clone();
+        }
+        let i = &self.inner;
+        let m = AppMetrics {
+            connections: i.connections.with_label_values(&[app_id]),
+            connects: i.connects.with_label_values(&[app_id]),
+            disconnects: i.disconnects.with_label_values(&[app_id]),
+            messages_in: i.ws_messages.with_label_values(&[app_id, "in"]),
+            messages_out: i.ws_messages.with_label_values(&[app_id, "out"]),
+            bytes_in: i.ws_bytes.with_label_values(&[app_id, "in"]),
+            bytes_out: i.ws_bytes.with_label_values(&[app_id, "out"]),
+            slow_consumers: i.slow_consumers.with_label_values(&[app_id]),
+            channels: i.channels.with_label_values(&[app_id]),
+            presence_members: i.presence_members.with_label_values(&[app_id]),
+        };
+        i.per_app.entry(app_id.to_owned()).or_insert(m).value().clone()
+    }
+
+    /// Counts refused input.
+    pub fn reject(&self, why: Rejection) {
+        self.inner.rejected.with_label_values(&[why.as_str()]).inc();
+    }
+
+    /// Counts one REST API request and its duration.
+    pub fn api_request(&self, endpoint: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        self.inner.api.requests.with_label_values(&[endpoint, status.as_str()]).inc();
+        self.inner.api.duration.with_label_values(&[endpoint]).observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let families = self.inner.registry.gather();
+        // unwrap: the text encoder only fails on invalid metric families, which we never build.
+        prometheus::TextEncoder::new().encode_to_string(&families).unwrap()
+    }
+}

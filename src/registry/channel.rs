@@ -1,0 +1,206 @@
+//! One channel on this node: its subscribers and, for presence channels, its roster.
+//! Must not await: every method is a short critical section with `try_push` at most.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use parking_lot::RwLock;
+use serde_json::value::RawValue;
+
+use super::outbound::{Outbound, Pushed};
+use crate::protocol::{PresenceMember, SocketId, server_event};
+
+/// A channel's state, shared between its subscribers' tasks and publishers.
+#[derive(Debug, Default)]
+pub struct Channel {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    subscribers: HashMap<SocketId, Subscriber>,
+    /// Presence roster: user id → member. Keyed by user, not socket: several tabs, one member.
+    members: HashMap<String, Member>,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    outbound: Outbound,
+    /// The presence user this socket joined as.
+    user_id: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    /// Info of the user's first socket (first wins until every socket left).
+    info: Option<Box<RawValue>>,
+    sockets: usize,
+}
+
+/// What a subscribe did.
+#[derive(Debug)]
+pub enum Joined {
+    /// The socket is now subscribed.
+    New {
+        /// The channel had no subscriber before (`channel_occupied`).
+        occupied: bool,
+        /// The user became a member with this socket (`member_added`), presence only.
+        member_added: bool,
+        /// The frame to answer with (`subscription_succeeded`, with the roster on presence).
+        reply: String,
+        /// Subscribers now.
+        subscription_count: usize,
+    },
+    /// The socket was already subscribed; answer again, count nothing twice.
+    Again {
+        /// The frame to answer with.
+        reply: String,
+    },
+    /// The presence channel has `max_members` distinct users and this is a new one.
+    PresenceFull,
+}
+
+/// What an unsubscribe did.
+#[derive(Debug, Default)]
+pub struct Left {
+    /// The socket was subscribed.
+    pub was_subscribed: bool,
+    /// The channel has no subscriber any more (`channel_vacated`).
+    pub vacated: bool,
+    /// The user's last socket left (`member_removed`), presence only.
+    pub member_removed: Option<Arc<str>>,
+    /// Subscribers now.
+    pub subscription_count: usize,
+}
+
+impl Channel {
+    /// Adds a socket; `member` is set for presence channels, bounded by `max_members`.
+    pub(super) fn join(
+        &self,
+        name: &str,
+        outbound: &Outbound,
+        member: Option<PresenceMember>,
+        max_members: usize,
+    ) -> Joined {
+        let mut inner = self.inner.write();
+        let sid = outbound.socket_id();
+        if inner.subscribers.contains_key(sid) {
+            return Joined::Again { reply: inner.reply(name, member.is_some()) };
+        }
+        let occupied = inner.subscribers.is_empty();
+        let mut member_added = false;
+        let user_id = match member {
+            Some(m) => {
+                let full = inner.members.len() >= max_members;
+                match inner.members.get_mut(&m.user_id) {
+                    Some(existing) => existing.sockets += 1,
+                    None if full => return Joined::PresenceFull,
+                    None => {
+                        member_added = true;
+                        let entry = Member { info: m.user_info, sockets: 1 };
+                        inner.members.insert(m.user_id.clone(), entry);
+                    }
+                }
+                Some(Arc::<str>::from(m.user_id))
+            }
+            None => None,
+        };
+        let is_presence = user_id.is_some();
+        inner.subscribers.insert(sid.clone(), Subscriber { outbound: outbound.clone(), user_id });
+        Joined::New {
+            occupied,
+            member_added,
+            reply: inner.reply(name, is_presence),
+            subscription_count: inner.subscribers.len(),
+        }
+    }
+
+    /// Removes a socket.
+    pub(super) fn leave(&self, sid: &SocketId) -> Left {
+        let mut inner = self.inner.write();
+        let Some(sub) = inner.subscribers.remove(sid) else {
+            return Left { subscription_count: inner.subscribers.len(), ..Left::default() };
+        };
+        let mut member_removed = None;
+        if let Some(uid) = sub.user_id {
+            if let Some(m) = inner.members.get_mut(&*uid) {
+                m.sockets -= 1;
+                if m.sockets == 0 {
+                    inner.members.remove(&*uid);
+                    member_removed = Some(uid);
+                }
+            }
+        }
+        Left {
+            was_subscribed: true,
+            vacated: inner.subscribers.is_empty(),
+            member_removed,
+            subscription_count: inner.subscribers.len(),
+        }
+    }
+
+    /// Pushes `frame` to every subscriber but `except`. Returns how many got it and how many
+    /// were slow consumers.
+    pub fn publish(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
+        let inner = self.inner.read();
+        let mut d = Delivery::default();
+        for (sid, sub) in &inner.subscribers {
+            if except == Some(sid) {
+                continue;
+            }
+            match sub.outbound.push(frame.clone()) {
+                Pushed::Queued => d.delivered += 1,
+                Pushed::SlowConsumer => d.slow_consumers += 1,
+                Pushed::Closed => {}
+            }
+        }
+        d
+    }
+
+    /// Whether no socket is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.inner.read().subscribers.is_empty()
+    }
+
+    /// Subscribers on this node.
+    pub fn subscription_count(&self) -> usize {
+        self.inner.read().subscribers.len()
+    }
+
+    /// Distinct presence users on this node.
+    pub fn user_count(&self) -> usize {
+        self.inner.read().members.len()
+    }
+
+    /// Presence user ids on this node.
+    pub fn user_ids(&self) -> Vec<String> {
+        self.inner.read().members.keys().cloned().collect()
+    }
+
+    /// Whether `sid` is subscribed, and as which presence user.
+    pub fn subscriber(&self, sid: &SocketId) -> Option<Option<Arc<str>>> {
+        self.inner.read().subscribers.get(sid).map(|s| s.user_id.clone())
+    }
+}
+
+impl Inner {
+    fn reply(&self, name: &str, presence: bool) -> String {
+        if !presence {
+            return server_event::subscription_succeeded(name);
+        }
+        let mut roster: Vec<server_event::RosterEntry<'_>> =
+            self.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref())).collect();
+        roster.sort_by(|a, b| a.0.cmp(b.0));
+        server_event::presence_subscription_succeeded(name, &roster)
+    }
+}
+
+/// Result of a fan-out on this node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Frames queued.
+    pub delivered: usize,
+    /// Subscribers closed as slow consumers.
+    pub slow_consumers: usize,
+}

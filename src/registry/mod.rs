@@ -1,0 +1,43 @@
+//! This node's state: apps → sockets, channels, presence rosters, users, cache.
+//! Must not know about Redis, HTTP or actix; it is only ever reached through short sections.
+
+mod cache;
+mod channel;
+mod namespace;
+mod outbound;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+pub use cache::{CachedEvent, EventCache};
+pub use channel::{Channel, Delivery, Joined, Left};
+pub use namespace::{ChannelStats, Namespace};
+pub use outbound::{Outbound, OutboundRx, Pushed, outbound};
+
+/// Every app's namespace on this node. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    namespaces: Arc<DashMap<String, Arc<Namespace>>>,
+    cache: Arc<EventCache>,
+}
+
+impl Registry {
+    /// The namespace of `app_id`, created on first use.
+    pub fn namespace(&self, app_id: &str) -> Arc<Namespace> {
+        if let Some(ns) = self.namespaces.get(app_id) {
+            return ns.value().clone();
+        }
+        self.namespaces.entry(app_id.to_owned()).or_default().value().clone()
+    }
+
+    /// Every namespace (for draining and metrics).
+    pub fn namespaces(&self) -> Vec<(String, Arc<Namespace>)> {
+        self.namespaces.iter().map(|e| (e.key().clone(), e.value().clone())).collect()
+    }
+
+    /// The cache-channel store.
+    pub fn cache(&self) -> &EventCache {
+        &self.cache
+    }
+}

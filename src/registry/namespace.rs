@@ -1,0 +1,187 @@
+//! One app's state on this node: sockets, channels, signed-in users, watchers, cache.
+//! Must not await or know about HTTP, Redis or actix: short DashMap sections only.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::channel::{Channel, Delivery, Joined, Left};
+use super::outbound::Outbound;
+use crate::protocol::{ChannelName, PresenceMember, SocketId};
+
+/// One app's sockets and channels on this node.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    sockets: DashMap<SocketId, Outbound>,
+    connections: AtomicUsize,
+    channels: DashMap<String, Arc<Channel>>,
+    /// Signed-in user id → that user's sockets.
+    users: DashMap<String, HashSet<SocketId>>,
+    /// Watched user id → sockets watching it.
+    watchers: DashMap<String, HashSet<SocketId>>,
+}
+
+/// A channel and its counts, for the REST API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Channel name.
+    pub name: String,
+    /// Sockets subscribed.
+    pub subscription_count: usize,
+    /// Distinct presence users (0 for other channels).
+    pub user_count: usize,
+}
+
+impl Namespace {
+    /// Registers a socket unless the app already has `max` connections (0: no limit).
+    /// Returns `false` when over quota.
+    pub fn add_socket(&self, outbound: &Outbound, max: usize) -> bool {
+        let before = self.connections.fetch_add(1, Ordering::AcqRel);
+        if max != 0 && before >= max {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.sockets.insert(outbound.socket_id().clone(), outbound.clone());
+        true
+    }
+
+    /// Forgets a socket (its channels and user must be left first).
+    pub fn remove_socket(&self, sid: &SocketId) {
+        if self.sockets.remove(sid).is_some() {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sockets connected to this app on this node.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Every socket's queue (for draining).
+    pub fn outbounds(&self) -> Vec<Outbound> {
+        self.sockets.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Subscribes a socket. The channel entry is held while joining so that a concurrent
+    /// last-leave cannot drop the channel under us.
+    pub fn join(
+        &self,
+        channel: &ChannelName,
+        outbound: &Outbound,
+        member: Option<PresenceMember>,
+        max_members: usize,
+    ) -> Joined {
+        let entry = self.channels.entry(channel.as_str().to_owned()).or_default();
+        entry.join(channel.as_str(), outbound, member, max_members)
+    }
+
+    /// Unsubscribes a socket; drops the channel when it became empty.
+    pub fn leave(&self, channel: &str, sid: &SocketId) -> Left {
+        let Entry::Occupied(entry) = self.channels.entry(channel.to_owned()) else {
+            return Left::default();
+        };
+        let left = entry.get().leave(sid);
+        if left.vacated {
+            entry.remove();
+        }
+        left
+    }
+
+    /// Fans a pre-encoded frame out to the channel's subscribers on this node.
+    pub fn publish(&self, channel: &str, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
+        let ch = self.channels.get(channel).map(|c| c.value().clone());
+        ch.map_or_else(Delivery::default, |c| c.publish(frame, except))
+    }
+
+    /// The channel, if occupied on this node.
+    pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.get(name).map(|c| c.value().clone())
+    }
+
+    /// Occupied channels whose name starts with `prefix`.
+    pub fn channel_stats(&self, prefix: &str) -> Vec<ChannelStats> {
+        let chans: Vec<(String, Arc<Channel>)> = self
+            .channels
+            .iter()
+            .filter(|e| e.key().starts_with(prefix))
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        chans
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(name, c)| ChannelStats {
+                name,
+                subscription_count: c.subscription_count(),
+                user_count: c.user_count(),
+            })
+            .collect()
+    }
+
+    /// Occupied channels on this node.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Binds a socket to a signed-in user. Returns `true` if it is the user's first socket.
+    pub fn sign_in(&self, user_id: &str, sid: &SocketId) -> bool {
+        let mut set = self.users.entry(user_id.to_owned()).or_default();
+        let first = set.is_empty();
+        set.insert(sid.clone());
+        first
+    }
+
+    /// Unbinds a socket. Returns `true` if it was the user's last socket.
+    pub fn sign_out(&self, user_id: &str, sid: &SocketId) -> bool {
+        let Entry::Occupied(mut e) = self.users.entry(user_id.to_owned()) else {
+            return false;
+        };
+        let removed = e.get_mut().remove(sid);
+        if e.get().is_empty() {
+            e.remove();
+            return removed;
+        }
+        false
+    }
+
+    /// Queues of the sockets signed in as `user_id`.
+    pub fn user_outbounds(&self, user_id: &str) -> Vec<Outbound> {
+        let sids: Vec<SocketId> =
+            self.users.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
+    }
+
+    /// Whether `user_id` has a signed-in socket on this node.
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.users.contains_key(user_id)
+    }
+
+    /// Registers `sid` as watching each of `user_ids`.
+    pub fn watch(&self, sid: &SocketId, user_ids: &[String]) {
+        for id in user_ids {
+            self.watchers.entry(id.clone()).or_default().insert(sid.clone());
+        }
+    }
+
+    /// Removes `sid` from the watchers of each of `user_ids`.
+    pub fn unwatch(&self, sid: &SocketId, user_ids: &[String]) {
+        for id in user_ids {
+            if let Entry::Occupied(mut e) = self.watchers.entry(id.clone()) {
+                e.get_mut().remove(sid);
+                if e.get().is_empty() {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// Queues of the sockets watching `user_id`.
+    pub fn watcher_outbounds(&self, user_id: &str) -> Vec<Outbound> {
+        let sids: Vec<SocketId> =
+            self.watchers.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
+    }
+}
