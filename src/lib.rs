@@ -1,8 +1,28 @@
 //! Herald: a self-hosted server for the Pusher Channels protocol.
+//!
+//! Layout (dependencies point down this list, never up):
+//! - [`server`]: composition root; builds everything from [`config`] and runs shutdown.
+//! - [`ws`]: the `/app/{key}` WebSocket handshake and per-socket session task.
+//! - [`http_api`]: the signed Pusher REST API.
+//! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
+//! - [`adapter`]: seam for fan-out and cluster-wide queries (local loopback today).
+//! - [`apps`]: seam for where apps come from (static config today).
+//! - [`registry`]: this node's sockets, channels, rosters, users and cache.
+//! - [`rate_limit`]: token buckets.
+//! - [`metrics`]: Prometheus handles and the `/metrics` `/health` `/ready` routes.
+//! - [`shutdown`]: signals and the gradual drain.
+//! - [`config`]: the typed configuration, file + `HERALD_` environment overlay.
+//! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
 
 pub mod adapter;
 pub mod apps;
 pub mod config;
+pub mod connection;
+pub mod http_api;
 pub mod metrics;
 pub mod protocol;
+pub mod rate_limit;
 pub mod registry;
+pub mod server;
+pub mod shutdown;
+pub mod ws;

@@ -1,1 +1,99 @@
-fn main(){}
+//! The `herald` binary: parse the command line, load the configuration, run the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use herald::config::{self, Config, LogFormat};
+
+/// A self-hosted Pusher Channels server.
+#[derive(Parser)]
+#[command(name = "herald", version, about)]
+struct Cli {
+    /// TOML configuration file (defaults to the built-in development setup).
+    #[arg(long, short, global = true, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Validate a configuration file (and the HERALD_ environment) and print every problem.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve => serve(cli.config.as_deref()),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(Some(file), std::env::vars()) {
+        Ok(cfg) => {
+            println!("{}: OK ({} app(s))", file.display(), cfg.apps.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: invalid configuration", file.display());
+            for line in e.to_string().lines() {
+                eprintln!("  {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(file: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match config::load(file, std::env::vars()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("invalid configuration:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(&cfg);
+    warn_development(&cfg);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(herald::server::run(cfg, herald::shutdown::signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&cfg.log.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn warn_development(cfg: &Config) {
+    for app in cfg.apps.iter().filter(|a| a.is_development()) {
+        tracing::warn!(
+            app_id = %app.id,
+            app_key = %app.key,
+            "serving the DEVELOPMENT app with public credentials (app-id / app-key / app-secret); \
+             define your own [[apps]] in a config file or HERALD_APPS__0__* before going to production"
+        );
+    }
+}

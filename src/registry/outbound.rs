@@ -106,17 +106,31 @@ impl OutboundRx {
 
     /// Completes when someone asked this socket to close, with the code they asked for.
     pub async fn close_requested(&self) -> ErrorCode {
+        self.close_signal().requested().await
+    }
+
+    /// A handle that waits for close requests independently of receiving frames.
+    pub fn close_signal(&self) -> CloseSignal {
+        CloseSignal { shared: self.shared.clone() }
+    }
+}
+
+/// Waits for a close request on one socket.
+#[derive(Debug)]
+pub struct CloseSignal {
+    shared: Arc<Shared>,
+}
+
+impl CloseSignal {
+    /// Completes when someone asked this socket to close, with the code they asked for.
+    pub async fn requested(&self) -> ErrorCode {
         loop {
             let notified = self.shared.close_requested.notified();
-            if let Some(code) = self.requested() {
+            if let Some(code) = ErrorCode::from_code(self.shared.close_code.load(Ordering::Acquire)) {
                 return code;
             }
             notified.await;
         }
-    }
-
-    fn requested(&self) -> Option<ErrorCode> {
-        ErrorCode::from_code(self.shared.close_code.load(Ordering::Acquire))
     }
 }
 

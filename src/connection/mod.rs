@@ -1,0 +1,152 @@
+//! Per-socket protocol rules: what to answer and what to publish for each client event.
+//! Must not touch the WebSocket: replies are returned as encoded frames for `ws/` to write.
+
+mod client_events;
+mod heartbeat;
+mod signin;
+mod subscribe;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
+
+use crate::adapter::Adapter;
+use crate::apps::App;
+use crate::metrics::{AppMetrics, Metrics, Rejection};
+use crate::protocol::{ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId, UserData, server_event};
+use crate::rate_limit::TokenBucket;
+use crate::registry::{Namespace, Outbound, Registry};
+
+pub use heartbeat::{Beat, Heartbeat};
+
+/// Connection-wide settings taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    /// Also send `pusher:subscription_error` on refused subscriptions.
+    pub subscription_error_event: bool,
+    /// How long cache channels keep their last event.
+    pub cache_ttl: Duration,
+}
+
+/// What every connection shares: the fan-out seam, local state, metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct ConnDeps {
+    /// Fan-out and cluster-wide queries.
+    pub adapter: Arc<dyn Adapter>,
+    /// This node's state.
+    pub registry: Registry,
+    /// Metrics handles.
+    pub metrics: Metrics,
+    /// Settings.
+    pub settings: ConnSettings,
+}
+
+/// Who this socket is: fixed for its lifetime.
+struct Identity {
+    socket_id: SocketId,
+    app: Arc<App>,
+    ns: Arc<Namespace>,
+    outbound: Outbound,
+    metrics: AppMetrics,
+}
+
+/// One socket's protocol state.
+pub struct Connection {
+    me: Identity,
+    deps: ConnDeps,
+    /// Subscribed channels → the presence user id the socket joined as.
+    channels: HashMap<ChannelName, Option<Arc<str>>>,
+    user: Option<UserData>,
+    client_events: TokenBucket,
+    /// Signed in, or subscribed to a private/presence channel.
+    authorized: bool,
+}
+
+/// What the session must do after handling a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Keep going.
+    Continue,
+    /// The connection became authorized (stop any signin deadline).
+    Authorized,
+}
+
+impl Connection {
+    /// State for a socket already registered in `ns` with `outbound`.
+    pub fn new(app: Arc<App>, ns: Arc<Namespace>, outbound: Outbound, deps: ConnDeps, now: Instant) -> Self {
+        let metrics = deps.metrics.app(&app.id);
+        let client_events = TokenBucket::new(app.limits.client_events_per_second, now);
+        let me = Identity { socket_id: outbound.socket_id().clone(), app, ns, outbound, metrics };
+        Self { me, deps, channels: HashMap::new(), user: None, client_events, authorized: false }
+    }
+
+    /// The socket's id.
+    pub fn socket_id(&self) -> &SocketId {
+        &self.me.socket_id
+    }
+
+    /// The app's metric handles.
+    pub fn metrics(&self) -> &AppMetrics {
+        &self.me.metrics
+    }
+
+    /// Counts refused input seen by the transport (binary or oversized frames).
+    pub fn metrics_reject(&self, why: Rejection) {
+        self.deps.metrics.reject(why);
+    }
+
+    /// How long the socket may stay without signing in, when the app requires it.
+    pub fn auth_timeout(&self) -> Option<Duration> {
+        self.me.app.features.user_authentication_timeout
+    }
+
+    /// Handles one text frame, appending reply frames to `replies`.
+    pub async fn handle_text(&mut self, text: &str, now: Instant, replies: &mut Vec<String>) -> After {
+        let was_authorized = self.authorized;
+        match crate::protocol::parse(text) {
+            Ok(event) => self.handle(event, now, replies).await,
+            Err(e) => self.malformed(&e, replies),
+        }
+        if self.authorized && !was_authorized { After::Authorized } else { After::Continue }
+    }
+
+    async fn handle(&mut self, event: ClientEvent, now: Instant, replies: &mut Vec<String>) {
+        match event {
+            ClientEvent::Ping => replies.push(server_event::pong()),
+            ClientEvent::Pong => {}
+            ClientEvent::Subscribe(req) => self.subscribe(req, now, replies).await,
+            ClientEvent::Unsubscribe { channel } => self.unsubscribe(&channel).await,
+            ClientEvent::Signin(req) => self.signin(req, replies).await,
+            ClientEvent::Client(msg) => self.client_event(msg, now, replies).await,
+            ClientEvent::Unknown(name) => {
+                tracing::debug!(event = %name, "unknown event ignored");
+                self.deps.metrics.reject(Rejection::MalformedMessage);
+                replies.push(server_event::error(None, "Unsupported event"));
+            }
+        }
+    }
+
+    fn malformed(&self, e: &ProtocolError, replies: &mut Vec<String>) {
+        tracing::debug!(error = %e, "malformed frame");
+        self.deps.metrics.reject(Rejection::MalformedMessage);
+        replies.push(server_event::error(None, &format!("Invalid message format: {e}")));
+    }
+
+    /// A non-closing `pusher:error` for a refused request.
+    fn refuse(&self, code: ErrorCode, why: Rejection, message: &str, replies: &mut Vec<String>) {
+        tracing::debug!(reason = why.as_str(), "request refused");
+        self.deps.metrics.reject(why);
+        replies.push(server_event::error(Some(code), message));
+    }
+
+    /// Leaves every channel and signs out; call once when the socket ends.
+    pub async fn close(mut self) {
+        let channels: Vec<ChannelName> = self.channels.keys().cloned().collect();
+        for c in channels {
+            self.leave(&c).await;
+        }
+        self.sign_out().await;
+        self.me.ns.remove_socket(&self.me.socket_id);
+    }
+}

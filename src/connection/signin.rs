@@ -1,0 +1,80 @@
+//! `pusher:signin`: binding a socket to a user, and the user's watchlist.
+//! Must not close the socket on a bad signin: errors are non-closing `pusher:error` 4009.
+
+use crate::metrics::Rejection;
+use crate::protocol::server_event::{self, WatchlistStatus};
+use crate::protocol::signature::{self, user_string};
+use crate::protocol::{ErrorCode, Signin, UserData};
+
+use super::Connection;
+
+impl Connection {
+    pub(super) async fn signin(&mut self, req: Signin, replies: &mut Vec<String>) {
+        let app = &self.me.app;
+        let message = user_string(self.me.socket_id.as_str(), &req.user_data);
+        if !signature::verify_auth(&app.key, app.secret.expose(), &req.auth, &message) {
+            return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, "Invalid signature", replies);
+        }
+        let user = match UserData::parse(&req.user_data, &app.limits) {
+            Ok(u) => u,
+            Err(e) => {
+                let msg = format!("Invalid user_data: {e}");
+                return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, &msg, replies);
+            }
+        };
+        if let Some(current) = &self.user {
+            if current.id != user.id {
+                let msg = "Already signed in as a different user";
+                return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, msg, replies);
+            }
+            replies.push(server_event::signin_success(&req.user_data));
+            return;
+        }
+        self.authorized = true;
+        replies.push(server_event::signin_success(&req.user_data));
+        if user.watchlist_truncated {
+            let msg = format!("Watchlist limit exceeded: only the first {} ids are watched", app.limits.max_watchlist_size);
+            replies.push(server_event::error(Some(ErrorCode::WatchlistLimitExceeded), &msg));
+        }
+        if self.me.ns.sign_in(&user.id, &self.me.socket_id) {
+            self.watchlist_changed(&user.id, WatchlistStatus::Online).await;
+        }
+        if !user.watchlist.is_empty() {
+            self.me.ns.watch(&self.me.socket_id, &user.watchlist);
+            self.send_watchlist_status(&user.watchlist, replies).await;
+        }
+        self.user = Some(user);
+    }
+
+    async fn send_watchlist_status(&self, watchlist: &[String], replies: &mut Vec<String>) {
+        let online = match self.deps.adapter.online_users(&self.me.app.id, watchlist).await {
+            Ok(ids) => ids,
+            Err(e) => return tracing::warn!(error = %e, "watchlist status unavailable"),
+        };
+        let on: Vec<&str> = online.iter().map(String::as_str).collect();
+        let off: Vec<&str> = watchlist.iter().map(String::as_str).filter(|id| !on.contains(id)).collect();
+        let mut events = Vec::new();
+        if !on.is_empty() {
+            events.push((WatchlistStatus::Online, on));
+        }
+        if !off.is_empty() {
+            events.push((WatchlistStatus::Offline, off));
+        }
+        replies.push(server_event::watchlist_events(&events));
+    }
+
+    async fn watchlist_changed(&self, user_id: &str, status: WatchlistStatus) {
+        if let Err(e) = self.deps.adapter.watchlist_changed(&self.me.app.id, user_id, status).await {
+            tracing::warn!(error = %e, "watchlist notification failed");
+        }
+    }
+
+    /// Unbinds the user when the socket ends; the last socket makes the user go offline.
+    pub(super) async fn sign_out(&mut self) {
+        let Some(user) = self.user.take() else { return };
+        self.me.ns.unwatch(&self.me.socket_id, &user.watchlist);
+        if self.me.ns.sign_out(&user.id, &self.me.socket_id) {
+            self.watchlist_changed(&user.id, WatchlistStatus::Offline).await;
+        }
+    }
+}

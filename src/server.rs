@@ -1,0 +1,213 @@
+//! Composition root: builds every service from `Config`, starts both listeners, runs shutdown.
+//! The only module that knows every concrete type; must hold no protocol logic.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::Condition;
+use actix_web::{App, HttpServer, web};
+use tokio::task::JoinHandle;
+use tokio::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapter::{Adapter, LocalAdapter};
+use crate::apps::{AppStore, StaticAppStore};
+use crate::config::{AdapterDriver, Config};
+use crate::connection::{ConnDeps, ConnSettings};
+use crate::http_api::{self, ApiDeps, ApiSettings};
+use crate::metrics::{self, Health, Metrics};
+use crate::registry::Registry;
+use crate::ws::{self, WsDeps, WsSettings};
+use crate::shutdown;
+
+/// A started server: its bound addresses and the handle that stops it.
+pub struct Running {
+    /// WebSocket + REST API address.
+    pub addr: SocketAddr,
+    /// Metrics and health address.
+    pub metrics_addr: SocketAddr,
+    stop: CancellationToken,
+    done: JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts the graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the shutdown sequence finished.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Builds every service and starts both listeners. Returns once they are bound.
+///
+/// # Errors
+/// Binding a listener failed.
+pub async fn start(config: Config) -> io::Result<Running> {
+    let registry = Registry::default();
+    let metrics = Metrics::new();
+    let health = Health::default();
+    let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(&config.apps));
+    let adapter: Arc<dyn Adapter> = match config.adapter.driver {
+        AdapterDriver::Local => Arc::new(LocalAdapter::new(registry.clone())),
+    };
+    let ws = &config.websocket;
+    let conn = ConnDeps {
+        adapter: adapter.clone(),
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        settings: ConnSettings {
+            subscription_error_event: ws.subscription_error_event,
+            cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
+        },
+    };
+    let ws_deps = WsDeps {
+        apps: apps.clone(),
+        conn,
+        health: health.clone(),
+        settings: WsSettings {
+            activity_timeout: Duration::from_secs(ws.activity_timeout_secs),
+            pong_timeout: Duration::from_secs(ws.pong_timeout_secs),
+            max_message_bytes: ws.max_message_bytes,
+            outbound_queue_frames: ws.outbound_queue_frames,
+            require_protocol_param: ws.require_protocol_param,
+        },
+    };
+    let api = &config.http_api;
+    let api_deps = ApiDeps {
+        apps,
+        adapter,
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        settings: ApiSettings {
+            timestamp_window_secs: api.timestamp_window_secs,
+            max_body_bytes: api.max_body_bytes,
+            body_timeout: Duration::from_secs(api.body_timeout_secs),
+            path_prefix: config.server.path_prefix.clone(),
+            cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
+        },
+    };
+    let (main, addr) = main_listener(&config, ws_deps, api_deps)?;
+    let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
+    let stop = CancellationToken::new();
+    let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
+    let sequence = Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv };
+    let token = stop.clone();
+    let done = tokio::spawn(async move {
+        token.cancelled().await;
+        sequence.run().await;
+        sweeper.abort();
+    });
+    tracing::info!(%addr, %metrics_addr, "herald listening");
+    Ok(Running { addr, metrics_addr, stop, done })
+}
+
+/// Runs until `signal` completes, then shuts down gracefully.
+///
+/// # Errors
+/// Binding a listener failed.
+pub async fn run(config: Config, signal: impl Future<Output = ()>) -> io::Result<()> {
+    let running = start(config).await?;
+    signal.await;
+    tracing::info!("shutdown signal received");
+    running.shutdown();
+    running.wait().await;
+    Ok(())
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default().allow_any_method().allow_any_header().max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return cors.allow_any_origin();
+    }
+    origins.iter().fold(cors, |c, o| c.allowed_origin(o))
+}
+
+fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Result<(ServerHandle, SocketAddr)> {
+    let prefix = config.server.path_prefix.clone();
+    let origins = config.http_api.cors_allowed_origins.clone();
+    let mut server = HttpServer::new(move || {
+        let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
+        let cors_on = !origins.is_empty();
+        App::new().service(
+            web::scope(&prefix)
+                .configure(|c| ws::configure(c, ws_deps))
+                .service(
+                    web::scope("")
+                        .wrap(Condition::new(cors_on, cors(&origins)))
+                        .configure(|c| http_api::configure(c, api_deps)),
+                ),
+        )
+    })
+    .disable_signals()
+    .client_request_timeout(std::time::Duration::from_secs(config.server.request_timeout_secs))
+    .shutdown_timeout(5);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    let server = server.bind((config.server.host.as_str(), config.server.port))?;
+    let addr = first_addr(&server.addrs())?;
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((handle, addr))
+}
+
+fn metrics_listener(config: &Config, m: Metrics, health: Health) -> io::Result<(ServerHandle, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        let (m, health) = (m.clone(), health.clone());
+        App::new().configure(move |c| metrics::configure(c, m, health))
+    })
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(1)
+    .bind((config.metrics.host.as_str(), config.metrics.port))?;
+    let addr = first_addr(&server.addrs())?;
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((handle, addr))
+}
+
+fn first_addr(addrs: &[SocketAddr]) -> io::Result<SocketAddr> {
+    addrs.first().copied().ok_or_else(|| io::Error::other("listener bound no address"))
+}
+
+async fn sweep_cache(registry: Registry, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => registry.cache().sweep(tokio::time::Instant::now()),
+        }
+    }
+}
+
+/// The shutdown order: fail `/ready`, refuse upgrades, drain sockets gradually, stop listeners.
+struct Shutdown {
+    config: Config,
+    registry: Registry,
+    health: Health,
+    main: ServerHandle,
+    metrics: ServerHandle,
+}
+
+impl Shutdown {
+    async fn run(self) {
+        self.health.start_draining();
+        let grace = Duration::from_secs(self.config.shutdown.ready_grace_secs);
+        tokio::time::sleep(grace).await;
+        let window = Duration::from_secs(self.config.shutdown.drain_secs);
+        shutdown::drain(&self.registry, window).await;
+        shutdown::wait_closed(&self.registry, Duration::from_secs(5)).await;
+        self.main.stop(true).await;
+        self.metrics.stop(true).await;
+        tracing::info!("shutdown complete");
+    }
+}

@@ -1,0 +1,196 @@
+//! The per-socket task: the only code that reads the socket's stream or writes its session.
+//! Must not decide protocol outcomes: frames go to `Connection`, close requests come from it.
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use bytestring::ByteString;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::WsSettings;
+use crate::connection::{After, Beat, Connection, Heartbeat};
+use crate::metrics::Rejection;
+use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
+use crate::registry::OutboundRx;
+
+/// How the loop ended.
+enum End {
+    /// The client closed or vanished; nothing more to send.
+    Gone,
+    /// Close with a Pusher code, after a `pusher:error` carrying it.
+    Pusher(ErrorCode),
+    /// Close with a plain WebSocket code (no Pusher meaning).
+    Ws(u16, &'static str),
+}
+
+/// Frames written per wake-up before checking the socket again.
+const WRITE_BATCH: usize = 64;
+
+/// Runs one socket until it closes, then cleans its state up.
+pub(super) async fn run(
+    mut conn: Connection,
+    mut session: Session,
+    stream: MessageStream,
+    mut rx: OutboundRx,
+    settings: WsSettings,
+) {
+    let max = settings.max_message_bytes;
+    let mut stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
+    let metrics = conn.metrics().clone();
+    metrics.connects.inc();
+    metrics.connections.inc();
+    let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
+    let _enter = span.enter();
+
+    let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
+    let mut writer = Writer { session: &mut session, settings: &settings, metrics: &metrics };
+    let mut end = if writer.send(hello.into()).await { None } else { Some(End::Gone) };
+
+    let now = Instant::now();
+    let mut hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
+    let mut next_beat = match hb.poll(now) {
+        Beat::Wait(t) | Beat::Ping(t) => t,
+        Beat::PongTimeout | Beat::Unauthorized => now,
+    };
+    let closer = rx.close_signal();
+    let mut replies = Vec::new();
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+
+    while end.is_none() {
+        tokio::select! {
+            biased;
+            code = closer.requested() => end = Some(End::Pusher(code)),
+            msg = stream.recv() => {
+                let now = Instant::now();
+                end = match msg {
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        hb.seen(now);
+                        metrics.messages_in.inc();
+                        metrics.bytes_in.inc_by(text.len() as u64);
+                        if conn.handle_text(&text, now, &mut replies).await == After::Authorized {
+                            hb.authorized();
+                        }
+                        let ok = writer.send_all(replies.drain(..).map(ByteString::from)).await;
+                        (!ok).then_some(End::Gone)
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        hb.seen(now);
+                        conn.metrics_reject(Rejection::MalformedMessage);
+                        let err = server_event::error(None, "Binary frames are not supported");
+                        (!writer.send(err.into()).await).then_some(End::Gone)
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        hb.seen(now);
+                        writer.session.pong(&bytes).await.err().map(|_| End::Gone)
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {
+                        hb.seen(now);
+                        None
+                    }
+                    Some(Ok(AggregatedMessage::Close(_))) | None => Some(End::Gone),
+                    Some(Err(ProtocolError::Overflow)) => {
+                        conn.metrics_reject(Rejection::MessageTooBig);
+                        Some(End::Ws(CLOSE_MESSAGE_TOO_BIG, "Message too big"))
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket protocol error");
+                        Some(End::Gone)
+                    }
+                };
+            }
+            Some(frame) = rx.recv() => {
+                batch.push(frame);
+                rx.drain_ready(&mut batch, WRITE_BATCH);
+                if !writer.send_all(batch.drain(..)).await {
+                    end = Some(End::Gone);
+                }
+            }
+            () = sleep_until(next_beat) => {
+                let now = Instant::now();
+                match hb.poll(now) {
+                    Beat::Wait(t) => next_beat = t,
+                    Beat::Ping(t) => {
+                        next_beat = t;
+                        if writer.session.ping(b"").await.is_err() {
+                            end = Some(End::Gone);
+                        }
+                    }
+                    Beat::PongTimeout => end = Some(End::Pusher(ErrorCode::PongNotReceived)),
+                    Beat::Unauthorized => end = Some(End::Pusher(ErrorCode::Unauthorized)),
+                }
+            }
+        }
+    }
+
+    let end = end.unwrap_or(End::Gone);
+    if let End::Pusher(ErrorCode::OverCapacity) = end {
+        metrics.slow_consumers.inc();
+    }
+    conn.close().await;
+    metrics.connections.dec();
+    metrics.disconnects.inc();
+    close(session, end, &settings).await;
+}
+
+/// Sends the closing `pusher:error` and close frame, bounded in time.
+async fn close(mut session: Session, end: End, settings: &WsSettings) {
+    let reason = match end {
+        End::Gone => return,
+        End::Pusher(code) => {
+            let message = close_message(code);
+            let frame = server_event::error(Some(code), message);
+            let _ = timeout(settings.pong_timeout, session.text(frame)).await;
+            CloseReason { code: CloseCode::Other(code.code()), description: Some(message.into()) }
+        }
+        End::Ws(code, message) => CloseReason { code: CloseCode::from(code), description: Some(message.into()) },
+    };
+    let _ = timeout(settings.pong_timeout, session.close(Some(reason))).await;
+}
+
+fn close_message(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::OverCapacity => "Connection is too slow to keep up; reconnect later",
+        ErrorCode::ReconnectImmediately => "Server is restarting; reconnect",
+        ErrorCode::PongNotReceived => "Pong reply not received",
+        ErrorCode::Unauthorized => "Connection closed by the application",
+        ErrorCode::ClosedAfterInactivity => "Closed after inactivity",
+        ErrorCode::TlsOnly
+        | ErrorCode::AppNotFound
+        | ErrorCode::AppDisabled
+        | ErrorCode::OverConnectionQuota
+        | ErrorCode::PathNotFound
+        | ErrorCode::InvalidVersionFormat
+        | ErrorCode::UnsupportedProtocol
+        | ErrorCode::NoProtocol
+        | ErrorCode::ClientEventRejected
+        | ErrorCode::WatchlistLimitExceeded => "Connection closed",
+    }
+}
+
+/// Writes frames with a deadline: a client that stops reading cannot pin the task forever.
+struct Writer<'a> {
+    session: &'a mut Session,
+    settings: &'a WsSettings,
+    metrics: &'a crate::metrics::AppMetrics,
+}
+
+impl Writer<'_> {
+    async fn send(&mut self, frame: ByteString) -> bool {
+        let len = frame.len() as u64;
+        match timeout(self.settings.pong_timeout, self.session.text(frame)).await {
+            Ok(Ok(())) => {
+                self.metrics.messages_out.inc();
+                self.metrics.bytes_out.inc_by(len);
+                true
+            }
+            Ok(Err(_)) | Err(_) => false,
+        }
+    }
+
+    async fn send_all(&mut self, frames: impl Iterator<Item = ByteString>) -> bool {
+        for f in frames {
+            if !self.send(f).await {
+                return false;
+            }
+        }
+        true
+    }
+}
