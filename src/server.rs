@@ -20,8 +20,8 @@ use crate::connection::{ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::metrics::{self, Health, Metrics};
 use crate::registry::Registry;
-use crate::ws::{self, WsDeps, WsSettings};
 use crate::shutdown;
+use crate::ws::{self, WsDeps, WsSettings};
 
 /// A started server: its bound addresses and the handle that stops it.
 pub struct Running {
@@ -136,13 +136,11 @@ fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Res
         let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
         let cors_on = !origins.is_empty();
         App::new().service(
-            web::scope(&prefix)
-                .configure(|c| ws::configure(c, ws_deps))
-                .service(
-                    web::scope("")
-                        .wrap(Condition::new(cors_on, cors(&origins)))
-                        .configure(|c| http_api::configure(c, api_deps)),
-                ),
+            web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
+                web::scope("")
+                    .wrap(Condition::new(cors_on, cors(&origins)))
+                    .configure(|c| http_api::configure(c, api_deps)),
+            ),
         )
     })
     .disable_signals()

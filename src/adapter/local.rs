@@ -70,7 +70,12 @@ impl Adapter for LocalAdapter {
         Ok(ids)
     }
 
-    async fn watchlist_changed(&self, app_id: &str, user_id: &str, status: WatchlistStatus) -> Result<(), AdapterError> {
+    async fn watchlist_changed(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        status: WatchlistStatus,
+    ) -> Result<(), AdapterError> {
         let watchers = self.registry.namespace(app_id).watcher_outbounds(user_id);
         if !watchers.is_empty() {
             let frame = ByteString::from(server_event::watchlist_events(&[(status, vec![user_id])]));

@@ -52,7 +52,8 @@ pub trait Adapter: Send + Sync {
     async fn presence_users(&self, app_id: &str, channel: &str) -> Result<Vec<String>, AdapterError>;
 
     /// Tells every socket watching `user_id` that it went online or offline.
-    async fn watchlist_changed(&self, app_id: &str, user_id: &str, status: WatchlistStatus) -> Result<(), AdapterError>;
+    async fn watchlist_changed(&self, app_id: &str, user_id: &str, status: WatchlistStatus)
+    -> Result<(), AdapterError>;
 
     /// Which of `user_ids` have a signed-in connection.
     async fn online_users(&self, app_id: &str, user_ids: &[String]) -> Result<Vec<String>, AdapterError>;

@@ -27,9 +27,7 @@ impl StaticAppStore {
 
 impl From<&AppConfig> for App {
     fn from(c: &AppConfig) -> Self {
-        let timeout = c
-            .require_user_authentication
-            .then(|| Duration::from_secs(c.user_authentication_timeout_secs));
+        let timeout = c.require_user_authentication.then(|| Duration::from_secs(c.user_authentication_timeout_secs));
         App {
             id: c.id.clone(),
             key: c.key.clone(),

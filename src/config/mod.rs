@@ -69,13 +69,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            host: "0.0.0.0".into(),
-            port: 6001,
-            path_prefix: String::new(),
-            workers: 0,
-            request_timeout_secs: 10,
-        }
+        Self { host: "0.0.0.0".into(), port: 6001, path_prefix: String::new(), workers: 0, request_timeout_secs: 10 }
     }
 }
 

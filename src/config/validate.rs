@@ -1,4 +1,6 @@
 //! placeholder
 use super::Config;
 /// placeholder
-pub fn validate(_c: &Config) -> Result<(), Vec<String>> { Ok(()) }
+pub fn validate(_c: &Config) -> Result<(), Vec<String>> {
+    Ok(())
+}

@@ -40,9 +40,11 @@ impl Connection {
     pub(super) async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<String>) {
         match self.check_client_event(&msg, now) {
             Ok((name, user_id)) => {
-                let frame = server_event::client_event(&msg.event, name.as_str(), msg.data.as_deref(), user_id.as_deref());
+                let frame =
+                    server_event::client_event(&msg.event, name.as_str(), msg.data.as_deref(), user_id.as_deref());
                 let except = Some(&self.me.socket_id);
-                let res = self.deps.adapter.publish(&self.me.app.id, name.as_str(), ByteString::from(frame), except).await;
+                let res =
+                    self.deps.adapter.publish(&self.me.app.id, name.as_str(), ByteString::from(frame), except).await;
                 if let Err(e) = res {
                     tracing::warn!(error = %e, "client event publish failed");
                 }

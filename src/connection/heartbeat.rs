@@ -32,7 +32,12 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Starts at `now`; `auth_timeout` is set when the app requires user authentication.
-    pub fn new(now: Instant, activity_timeout: Duration, pong_timeout: Duration, auth_timeout: Option<Duration>) -> Self {
+    pub fn new(
+        now: Instant,
+        activity_timeout: Duration,
+        pong_timeout: Duration,
+        auth_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             last_seen: now,
             ping_sent: None,

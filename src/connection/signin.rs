@@ -33,7 +33,8 @@ impl Connection {
         self.authorized = true;
         replies.push(server_event::signin_success(&req.user_data));
         if user.watchlist_truncated {
-            let msg = format!("Watchlist limit exceeded: only the first {} ids are watched", app.limits.max_watchlist_size);
+            let msg =
+                format!("Watchlist limit exceeded: only the first {} ids are watched", app.limits.max_watchlist_size);
             replies.push(server_event::error(Some(ErrorCode::WatchlistLimitExceeded), &msg));
         }
         if self.me.ns.sign_in(&user.id, &self.me.socket_id) {

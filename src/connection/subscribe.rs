@@ -9,9 +9,7 @@ use tokio::time::Instant;
 use super::Connection;
 use crate::metrics::Rejection;
 use crate::protocol::signature::{self, channel_string, presence_string};
-use crate::protocol::{
-    ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, server_event,
-};
+use crate::protocol::{ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, server_event};
 use crate::registry::Joined;
 
 /// Why a subscription was refused.
@@ -57,9 +55,15 @@ impl Connection {
         }
     }
 
-    async fn try_subscribe(&mut self, req: &Subscribe, now: Instant, replies: &mut Vec<String>) -> Result<(), SubscribeError> {
+    async fn try_subscribe(
+        &mut self,
+        req: &Subscribe,
+        now: Instant,
+        replies: &mut Vec<String>,
+    ) -> Result<(), SubscribeError> {
         let limits = &self.me.app.limits;
-        let name = ChannelName::parse(&req.channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
+        let name =
+            ChannelName::parse(&req.channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
         let member = self.authorize(&name, req)?;
         if name.kind() == ChannelKind::User {
             // Delivery to user channels follows the signin, not a channel roster.

@@ -36,9 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, metrics: Metrics, health: Health)
 }
 
 async fn render(metrics: web::Data<Metrics>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }
 
 async fn ready(health: web::Data<Health>) -> HttpResponse {

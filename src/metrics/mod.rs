@@ -6,9 +6,7 @@ mod http;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use http::{Health, configure};
 
@@ -140,11 +138,9 @@ impl Metrics {
         let app = &["app_id"];
         let dir = &["app_id", "direction"];
         let buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
-        let duration_opts = HistogramOpts::new(
-            "herald_api_request_duration_seconds",
-            "REST API request duration by endpoint",
-        )
-        .buckets(buckets);
+        let duration_opts =
+            HistogramOpts::new("herald_api_request_duration_seconds", "REST API request duration by endpoint")
+                .buckets(buckets);
         let inner = Inner {
             registry: Registry::new(),
             connections: gauge("herald_connections", "Open WebSocket connections", app),
@@ -160,9 +156,11 @@ impl Metrics {
             channels: gauge("herald_channels", "Occupied channels", app),
             presence_members: gauge("herald_presence_members", "Presence members summed over channels", app),
             api: ApiMetrics {
-                requests: counter("herald_api_requests_total", "REST API requests by endpoint and status", &[
-                    "endpoint", "status",
-                ]),
+                requests: counter(
+                    "herald_api_requests_total",
+                    "REST API requests by endpoint and status",
+                    &["endpoint", "status"],
+                ),
                 // unwrap: static, valid options.
                 duration: HistogramVec::new(duration_opts, &["endpoint"]).unwrap(),
             },

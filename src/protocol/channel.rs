@@ -48,11 +48,7 @@ impl ChannelName {
     pub fn parse(name: &str, max_len: usize) -> Result<Self, ProtocolError> {
         let body = name.strip_prefix(USER_CHANNEL_PREFIX).unwrap_or(name);
         let ok = !body.is_empty() && name.len() <= max_len && body.bytes().all(is_channel_byte);
-        if ok {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(ProtocolError::BadChannelName)
-        }
+        if ok { Ok(Self(name.to_owned())) } else { Err(ProtocolError::BadChannelName) }
     }
 
     /// The name as sent on the wire.

@@ -113,8 +113,7 @@ struct UnsubscribeData {
 /// [`ProtocolError::Malformed`] for anything that is not a JSON object with a string `event`,
 /// [`ProtocolError::MissingField`] when a `pusher:*` event lacks a required field.
 pub fn parse(text: &str) -> Result<ClientEvent, ProtocolError> {
-    let env: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     Ok(match env.event.as_ref() {
         "pusher:ping" => ClientEvent::Ping,
         "pusher:pong" => ClientEvent::Pong,
@@ -184,14 +183,8 @@ mod tests {
             (r#"{"event":"pusher:ping","data":{}}"#, ClientEvent::Ping),
             (r#"{"event":"pusher:pong","data":{}}"#, ClientEvent::Pong),
             (r#"{"event":"pusher:ping"}"#, ClientEvent::Ping),
-            (
-                r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#,
-                sub("orders", Some(""), None),
-            ),
-            (
-                r#"{"event":"pusher:subscribe","data":{"channel":"orders"}}"#,
-                sub("orders", None, None),
-            ),
+            (r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#, sub("orders", Some(""), None)),
+            (r#"{"event":"pusher:subscribe","data":{"channel":"orders"}}"#, sub("orders", None, None)),
             (
                 r#"{"event":"pusher:subscribe","data":"{\"channel\":\"orders\",\"auth\":\"k:s\"}"}"#,
                 sub("orders", Some("k:s"), None),
@@ -238,29 +231,25 @@ mod tests {
         for bad in ["", "null", "[]", "{}", r#"{"event":1}"#, "{\"event\":\"pusher:ping\"", "nope"] {
             assert!(matches!(parse(bad), Err(ProtocolError::Malformed(_))), "{bad}");
         }
-        assert_eq!(
-            parse(r#"{"event":"pusher:subscribe","data":{}}"#),
-            Err(ProtocolError::MissingField("channel"))
-        );
-        assert_eq!(
-            parse(r#"{"event":"pusher:subscribe"}"#),
-            Err(ProtocolError::MissingField("channel"))
-        );
+        assert_eq!(parse(r#"{"event":"pusher:subscribe","data":{}}"#), Err(ProtocolError::MissingField("channel")));
+        assert_eq!(parse(r#"{"event":"pusher:subscribe"}"#), Err(ProtocolError::MissingField("channel")));
         assert_eq!(
             parse(r#"{"event":"pusher:signin","data":{"auth":"x"}}"#),
             Err(ProtocolError::MissingField("user_data"))
         );
-        assert_eq!(
-            parse(r#"{"event":"client-x","data":{}}"#),
-            Err(ProtocolError::MissingField("channel"))
-        );
+        assert_eq!(parse(r#"{"event":"client-x","data":{}}"#), Err(ProtocolError::MissingField("channel")));
     }
 
     #[test]
     fn deep_nesting_does_not_overflow_the_stack() {
-        let deep = format!(r#"{{"event":"client-x","channel":"private-a","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            r#"{{"event":"client-x","channel":"private-a","data":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         let _ = parse(&deep);
-        let deep_pusher = format!(r#"{{"event":"pusher:subscribe","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let deep_pusher =
+            format!(r#"{{"event":"pusher:subscribe","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(&deep_pusher).is_err());
     }
 }

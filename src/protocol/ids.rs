@@ -21,11 +21,7 @@ impl SocketId {
     /// # Errors
     /// [`ProtocolError::BadSocketId`] unless `s` matches `^\d+\.\d+$`.
     pub fn parse(s: &str) -> Result<Self, ProtocolError> {
-        if is_valid_socket_id(s) {
-            Ok(Self(s.into()))
-        } else {
-            Err(ProtocolError::BadSocketId)
-        }
+        if is_valid_socket_id(s) { Ok(Self(s.into())) } else { Err(ProtocolError::BadSocketId) }
     }
 
     /// The id as text.

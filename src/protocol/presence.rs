@@ -33,8 +33,7 @@ impl PresenceMember {
     /// [`ProtocolError::BadChannelData`] when it is not an object with a usable `user_id`, or
     /// breaks the user id / user info limits.
     pub fn from_channel_data(text: &str, limits: &Limits) -> Result<Self, ProtocolError> {
-        let d: ChannelData =
-            from_json_text(text).ok_or(ProtocolError::BadChannelData("not a JSON object"))?;
+        let d: ChannelData = from_json_text(text).ok_or(ProtocolError::BadChannelData("not a JSON object"))?;
         let user_id = d
             .user_id
             .as_ref()
@@ -98,8 +97,7 @@ impl UserData {
     /// [`ProtocolError::BadUserData`] when `id` is missing, not a string, empty or too long,
     /// or `watchlist` holds anything but ids.
     pub fn parse(text: &str, limits: &Limits) -> Result<Self, ProtocolError> {
-        let d: RawUserData =
-            from_json_text(text).ok_or(ProtocolError::BadUserData("not a JSON object"))?;
+        let d: RawUserData = from_json_text(text).ok_or(ProtocolError::BadUserData("not a JSON object"))?;
         let id = match d.id {
             Some(Value::String(s)) => s,
             _ => return Err(ProtocolError::BadUserData("id must be a string")),

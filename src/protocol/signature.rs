@@ -89,21 +89,12 @@ mod tests {
     #[test]
     fn channel_vectors() {
         let private = channel_string("1234.1234", "private-foobar");
-        assert_eq!(
-            sign(SECRET, &private),
-            "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
-        );
+        assert_eq!(sign(SECRET, &private), "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
         let user = user_string("1234.1234", r#"{"id":"12345"}"#);
-        assert_eq!(
-            sign(SECRET, &user),
-            "4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
-        );
+        assert_eq!(sign(SECRET, &user), "4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
         let data = r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#;
         let presence = presence_string("1234.1234", "presence-foobar", data);
-        assert_eq!(
-            sign(SECRET, &presence),
-            "31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80"
-        );
+        assert_eq!(sign(SECRET, &presence), "31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
     }
 
     #[test]

@@ -123,13 +123,13 @@ impl Channel {
             return Left { subscription_count: inner.subscribers.len(), ..Left::default() };
         };
         let mut member_removed = None;
-        if let Some(uid) = sub.user_id {
-            if let Some(m) = inner.members.get_mut(&*uid) {
-                m.sockets -= 1;
-                if m.sockets == 0 {
-                    inner.members.remove(&*uid);
-                    member_removed = Some(uid);
-                }
+        if let Some(uid) = sub.user_id
+            && let Some(m) = inner.members.get_mut(&*uid)
+        {
+            m.sockets -= 1;
+            if m.sockets == 0 {
+                inner.members.remove(&*uid);
+                member_removed = Some(uid);
             }
         }
         Left {

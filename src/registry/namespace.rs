@@ -149,8 +149,7 @@ impl Namespace {
 
     /// Queues of the sockets signed in as `user_id`.
     pub fn user_outbounds(&self, user_id: &str) -> Vec<Outbound> {
-        let sids: Vec<SocketId> =
-            self.users.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let sids: Vec<SocketId> = self.users.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
     }
 
@@ -180,8 +179,7 @@ impl Namespace {
 
     /// Queues of the sockets watching `user_id`.
     pub fn watcher_outbounds(&self, user_id: &str) -> Vec<Outbound> {
-        let sids: Vec<SocketId> =
-            self.watchers.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let sids: Vec<SocketId> = self.watchers.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
     }
 }

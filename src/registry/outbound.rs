@@ -45,11 +45,7 @@ pub struct OutboundRx {
 /// Creates a queue of `capacity` frames for `socket_id`.
 pub fn outbound(socket_id: SocketId, capacity: usize) -> (Outbound, OutboundRx) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let shared = Arc::new(Shared {
-        socket_id,
-        close_code: AtomicU16::new(0),
-        close_requested: Notify::new(),
-    });
+    let shared = Arc::new(Shared { socket_id, close_code: AtomicU16::new(0), close_requested: Notify::new() });
     (Outbound { tx, shared: shared.clone() }, OutboundRx { rx, shared })
 }
 
@@ -77,11 +73,8 @@ impl Outbound {
     /// Asks the session to send `pusher:error` with `code` and close with it. Only the first
     /// request counts.
     pub fn close(&self, code: ErrorCode) {
-        let first = self
-            .shared
-            .close_code
-            .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok();
+        let first =
+            self.shared.close_code.compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Relaxed).is_ok();
         if first {
             self.shared.close_requested.notify_one();
         }

@@ -91,7 +91,7 @@ pub(super) async fn connect(
     let app = match found {
         Ok(app) => app,
         Err(refusal) => {
-            actix_web::rt::spawn(refuse(session, refusal, &deps));
+            actix_web::rt::spawn(refuse(session, &refusal, &deps));
             return Ok(response);
         }
     };
@@ -99,7 +99,7 @@ pub(super) async fn connect(
     let (tx, rx) = outbound(sid, deps.settings.outbound_queue_frames);
     let ns = deps.conn.registry.namespace(&app.id);
     if !ns.add_socket(&tx, app.max_connections) {
-        actix_web::rt::spawn(refuse(session, Refusal::OverQuota, &deps));
+        actix_web::rt::spawn(refuse(session, &Refusal::OverQuota, &deps));
         return Ok(response);
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
@@ -108,7 +108,7 @@ pub(super) async fn connect(
 }
 
 /// Sends the refusal as `pusher:error` and closes with the same code.
-fn refuse(mut session: Session, refusal: Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
+fn refuse(mut session: Session, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
     let (code, why) = refusal.code();
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");

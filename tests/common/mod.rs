@@ -78,7 +78,13 @@ impl TestServer {
     }
 
     pub fn api(&self) -> Api {
-        Api { base: self.http_base.clone(), app_id: APP_ID.into(), key: KEY.into(), secret: SECRET.into(), http: reqwest::Client::new() }
+        Api {
+            base: self.http_base.clone(),
+            app_id: APP_ID.into(),
+            key: KEY.into(),
+            secret: SECRET.into(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn metrics(&self) -> String {
@@ -207,7 +213,10 @@ impl Client {
     pub async fn join(&mut self, channel: &str, user_id: &str, info: Value) -> Value {
         let data = json!({"user_id": user_id, "user_info": info}).to_string();
         let auth = self.presence_auth(channel, &data);
-        self.send(json!({"event": "pusher:subscribe", "data": {"auth": auth, "channel_data": data, "channel": channel}})).await;
+        self.send(
+            json!({"event": "pusher:subscribe", "data": {"auth": auth, "channel_data": data, "channel": channel}}),
+        )
+        .await;
         self.expect("pusher_internal:subscription_succeeded").await
     }
 
@@ -254,7 +263,14 @@ impl Api {
         let path = format!("/apps/{}{sub}", self.app_id);
         let body = body.to_string();
         let q = self.signed_query("POST", &path, &[], body.as_bytes(), now_secs());
-        let r = self.http.post(format!("{}{path}?{q}", self.base)).header("content-type", "application/json").body(body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}?{q}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
