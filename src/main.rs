@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match config::load(Some(file), std::env::vars()) {
+    match config::load(Some(file), env_vars()) {
         Ok(cfg) => {
             println!("{}: OK ({} app(s))", file.display(), cfg.apps.len());
             ExitCode::SUCCESS
@@ -53,7 +53,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 }
 
 fn serve(file: Option<&std::path::Path>) -> ExitCode {
-    let cfg = match config::load(file, std::env::vars()) {
+    let cfg = match config::load(file, env_vars()) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("invalid configuration:\n{e}");
@@ -96,4 +96,9 @@ fn warn_development(cfg: &Config) {
              define your own [[apps]] in a config file or HERALD_APPS__0__* before going to production"
         );
     }
+}
+
+/// The process environment, skipping variables that are not valid Unicode.
+fn env_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }

@@ -2,11 +2,16 @@
 //! Must not read files or the environment itself; `load` does that, `validate` checks it.
 
 mod env;
+mod error;
+mod file;
 mod load;
+mod path;
 mod validate;
 
-pub use load::{ConfigError, load, load_str};
-pub use validate::validate;
+pub use env::CONFIG_FILE_VAR;
+pub use error::{ConfigError, Origin, Problem};
+pub use load::{load, load_str};
+pub use validate::{Issue, validate};
 
 use serde::{Deserialize, Serialize};
 
