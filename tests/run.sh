@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository; the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "protocol/ stays pure"
+if grep -rnE '\b(tokio|actix|actix_web|actix_ws|dashmap|redis|reqwest)::' src/protocol; then
+  echo "src/protocol must not use IO/runtime crates" >&2
+  exit 1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --all-targets 2>&1 | tee /tmp/herald-cargo-test.log
+passed=$(grep -Eo '[0-9]+ passed' /tmp/herald-cargo-test.log | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' /tmp/herald-cargo-test.log | awk '{s+=$1} END {print s+0}')
+echo
+echo "rust: ${passed} passed, ${failed} failed"
