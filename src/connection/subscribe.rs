@@ -10,7 +10,12 @@ use super::Connection;
 use crate::metrics::Rejection;
 use crate::protocol::signature::{self, channel_string, presence_string};
 use crate::protocol::{ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, server_event};
-use crate::registry::Joined;
+use crate::registry::{CountDue, Joined};
+
+/// Channels with more subscribers than this get throttled `subscription_count` events.
+const COUNT_THROTTLE_ABOVE: usize = 100;
+/// At most one `subscription_count` event per this interval on such channels (Pusher's cadence).
+const COUNT_THROTTLE_EVERY: tokio::time::Duration = tokio::time::Duration::from_secs(5);
 
 /// Why a subscription was refused.
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +145,31 @@ impl Connection {
     }
 
     /// Tells subscribers of a non-presence channel how many they are, when the app wants it.
+    /// Above `COUNT_THROTTLE_ABOVE` subscribers, at most one announcement per
+    /// `COUNT_THROTTLE_EVERY`; the delayed one carries the count current when it goes out.
     async fn announce_count(&self, name: &ChannelName, count: usize) {
         if !self.me.app.features.subscription_count || name.kind() == ChannelKind::Presence || count == 0 {
             return;
+        }
+        if count > COUNT_THROTTLE_ABOVE
+            && let Some(channel) = self.me.ns.channel(name.as_str())
+        {
+            match channel.count_due(Instant::now(), COUNT_THROTTLE_EVERY) {
+                CountDue::Now => {}
+                CountDue::Scheduled => return,
+                CountDue::Later(at) => {
+                    let (adapter, app_id, name) = (self.deps.adapter.clone(), self.me.app.id.clone(), name.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(at).await;
+                        channel.count_sent(Instant::now());
+                        let frame = server_event::subscription_count(name.as_str(), channel.subscription_count());
+                        if let Err(e) = adapter.publish(&app_id, name.as_str(), frame.into(), None).await {
+                            tracing::warn!(error = %e, "publish failed");
+                        }
+                    });
+                    return;
+                }
+            }
         }
         let frame = server_event::subscription_count(name.as_str(), count);
         self.publish(name, frame, false).await;

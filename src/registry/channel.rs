@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
+use tokio::time::{Duration, Instant};
 
 use super::outbound::{Outbound, Pushed};
 use crate::protocol::{PresenceMember, SocketId, server_event};
@@ -15,6 +16,25 @@ use crate::protocol::{PresenceMember, SocketId, server_event};
 #[derive(Debug, Default)]
 pub struct Channel {
     inner: RwLock<Inner>,
+    count_throttle: Mutex<CountThrottle>,
+}
+
+/// When `subscription_count` was last announced, and whether a delayed one is scheduled.
+#[derive(Debug, Default)]
+struct CountThrottle {
+    last: Option<Instant>,
+    scheduled: bool,
+}
+
+/// Whether a `subscription_count` announcement may go out now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountDue {
+    /// Announce now.
+    Now,
+    /// Too soon: schedule one announcement at this instant (nobody else will).
+    Later(Instant),
+    /// One is already scheduled; it will carry the latest count.
+    Scheduled,
 }
 
 #[derive(Debug, Default)]
@@ -158,6 +178,31 @@ impl Channel {
         d
     }
 
+    /// Rate-limits `subscription_count` announcements to one per `every`.
+    pub fn count_due(&self, now: Instant, every: Duration) -> CountDue {
+        let mut t = self.count_throttle.lock();
+        if t.scheduled {
+            return CountDue::Scheduled;
+        }
+        match t.last {
+            Some(last) if now < last + every => {
+                t.scheduled = true;
+                CountDue::Later(last + every)
+            }
+            Some(_) | None => {
+                t.last = Some(now);
+                CountDue::Now
+            }
+        }
+    }
+
+    /// Records that the scheduled announcement went out.
+    pub fn count_sent(&self, now: Instant) {
+        let mut t = self.count_throttle.lock();
+        t.last = Some(now);
+        t.scheduled = false;
+    }
+
     /// Whether no socket is subscribed.
     pub fn is_empty(&self) -> bool {
         self.inner.read().subscribers.is_empty()
@@ -203,4 +248,21 @@ pub struct Delivery {
     pub delivered: usize,
     /// Subscribers closed as slow consumers.
     pub slow_consumers: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_announcements_are_throttled() {
+        let c = Channel::default();
+        let t0 = Instant::now();
+        let every = Duration::from_secs(5);
+        assert_eq!(c.count_due(t0, every), CountDue::Now);
+        assert_eq!(c.count_due(t0 + Duration::from_secs(1), every), CountDue::Later(t0 + every));
+        assert_eq!(c.count_due(t0 + Duration::from_secs(2), every), CountDue::Scheduled);
+        c.count_sent(t0 + every);
+        assert_eq!(c.count_due(t0 + Duration::from_secs(11), every), CountDue::Now);
+    }
 }

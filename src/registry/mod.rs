@@ -11,7 +11,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 pub use cache::{CachedEvent, EventCache};
-pub use channel::{Channel, Delivery, Joined, Left};
+pub use channel::{Channel, CountDue, Delivery, Joined, Left};
 pub use namespace::{ChannelStats, Namespace};
 pub use outbound::{CloseSignal, Outbound, OutboundRx, Pushed, outbound};
 

@@ -1,6 +1,9 @@
 //! Test harness: a real Herald on 127.0.0.1 port 0, a real WebSocket client, a signing REST client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+mod raw;
+
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,6 +15,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub use raw::{Frame, RawClient};
 
 /// How long any single expectation may wait.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -91,6 +96,40 @@ impl TestServer {
         reqwest::get(format!("{}/metrics", self.metrics_base)).await.unwrap().text().await.unwrap()
     }
 
+    /// The WebSocket + REST listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().expect("running").addr
+    }
+
+    /// The configured mount prefix (`""` for none).
+    pub fn path_prefix(&self) -> String {
+        self.ws_base.trim_start_matches(&format!("ws://{}", self.addr())).to_owned()
+    }
+
+    /// A hand-rolled WebSocket client on `/app/{key}?{query}` that never answers pings.
+    pub async fn connect_tcp(&self, key: &str, query: &str) -> RawClient {
+        RawClient::connect(self.addr(), &format!("{}/app/{key}?{query}", self.path_prefix()), None).await
+    }
+
+    /// The test app's value of `name` (the `app_id="test-app"` series), 0 while it has none.
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics().await, name).unwrap_or(0.0)
+    }
+
+    /// Polls `/metrics` until `name` satisfies `cond`, for at most `WAIT`; returns the value.
+    /// A bounded wait for a condition (the server updates metrics after the client saw a close).
+    pub async fn wait_metric(&self, name: &str, cond: impl Fn(f64) -> bool) -> f64 {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let v = self.metric(name).await;
+            if cond(v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} stayed at {v}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown();
@@ -134,6 +173,39 @@ impl Client {
 
     pub async fn send_text(&mut self, t: &str) {
         self.ws.send(Message::text(t.to_owned())).await.expect("send");
+    }
+
+    /// Sends a `client-*` event with `data` as given.
+    pub async fn client_event(&mut self, channel: &str, event: &str, data: Value) {
+        self.send(json!({"event": event, "channel": channel, "data": data})).await;
+    }
+
+    /// Starts the closing handshake from the client side.
+    pub async fn close(&mut self) {
+        self.ws.close(None).await.expect("close");
+    }
+
+    /// The very next frame must be a `pusher:error` with `code` (`None`: `null`); returns its message.
+    pub async fn expect_error(&mut self, code: Option<u16>) -> String {
+        let e = self.expect_next("pusher:error").await;
+        assert_eq!(e["data"]["code"], json!(code), "unexpected error {e}");
+        let message = e["data"]["message"].as_str().expect("string message");
+        assert!(!message.is_empty(), "empty message in {e}");
+        message.to_owned()
+    }
+
+    /// The raw text of the very next text frame (for byte-exact checks).
+    pub async fn next_text(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("a frame in time") {
+                Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+                Some(Ok(Message::Close(f))) => panic!("closed ({f:?}) while waiting for a text frame"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error while waiting for a text frame: {e}"),
+                None => panic!("socket ended while waiting for a text frame"),
+            }
+        }
     }
 
     /// The next text frame or the close, within `WAIT`. Pings are answered by tungstenite.
@@ -225,6 +297,12 @@ impl Client {
         self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
         self.expect("pusher:signin_success").await
     }
+}
+
+/// The value of `name{app_id="test-app"}` in a Prometheus text exposition.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    let series = format!("{name}{{app_id=\"{APP_ID}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.trim().parse().ok())
 }
 
 /// Parses the string-typed `data` of a frame.
