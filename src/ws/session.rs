@@ -46,10 +46,14 @@ pub(super) async fn run(
 
     let now = Instant::now();
     let mut hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
-    let mut next_beat = match hb.poll(now) {
+    let first_beat = match hb.poll(now) {
         Beat::Wait(t) | Beat::Ping(t) => t,
         Beat::PongTimeout | Beat::Unauthorized => now,
     };
+    // One timer for the socket's life, moved only when the heartbeat asks: re-arming a timer on
+    // every frame would cost a timer-wheel update per message.
+    let beat = sleep_until(first_beat);
+    tokio::pin!(beat);
     let closer = rx.close_signal();
     let mut replies = Vec::new();
     let mut batch = Vec::with_capacity(WRITE_BATCH);
@@ -103,12 +107,12 @@ pub(super) async fn run(
                     end = Some(End::Gone);
                 }
             }
-            () = sleep_until(next_beat) => {
+            () = &mut beat => {
                 let now = Instant::now();
                 match hb.poll(now) {
-                    Beat::Wait(t) => next_beat = t,
+                    Beat::Wait(t) => beat.as_mut().reset(t),
                     Beat::Ping(t) => {
-                        next_beat = t;
+                        beat.as_mut().reset(t);
                         if writer.session.ping(b"").await.is_err() {
                             end = Some(End::Gone);
                         }
