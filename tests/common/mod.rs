@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+#[allow(unused_imports)]
 pub use raw::{Frame, RawClient};
 
 /// How long any single expectation may wait.
@@ -180,9 +182,10 @@ impl Client {
         self.send(json!({"event": event, "channel": channel, "data": data})).await;
     }
 
-    /// Starts the closing handshake from the client side.
+    /// Starts the closing handshake from the client side, with code 1000.
     pub async fn close(&mut self) {
-        self.ws.close(None).await.expect("close");
+        let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        self.ws.close(Some(normal)).await.expect("close");
     }
 
     /// The very next frame must be a `pusher:error` with `code` (`None`: `null`); returns its message.
