@@ -13,8 +13,10 @@ use crate::registry::OutboundRx;
 
 /// How the loop ended.
 enum End {
-    /// The client closed or vanished; nothing more to send.
+    /// The client vanished; nothing more to send.
     Gone,
+    /// The client started the closing handshake; answer with its close code (RFC 6455 §5.5.1).
+    ClientClosed(Option<CloseReason>),
     /// Close with a Pusher code, after a `pusher:error` carrying it.
     Pusher(ErrorCode),
     /// Close with a plain WebSocket code (no Pusher meaning).
@@ -89,7 +91,8 @@ pub(super) async fn run(
                         hb.seen(now);
                         None
                     }
-                    Some(Ok(AggregatedMessage::Close(_))) | None => Some(End::Gone),
+                    Some(Ok(AggregatedMessage::Close(reason))) => Some(End::ClientClosed(reason)),
+                    None => Some(End::Gone),
                     Some(Err(ProtocolError::Overflow)) => {
                         conn.metrics_reject(Rejection::MessageTooBig);
                         Some(End::Ws(CLOSE_MESSAGE_TOO_BIG, "Message too big"))
@@ -138,6 +141,11 @@ pub(super) async fn run(
 async fn close(mut session: Session, end: End, settings: &WsSettings) {
     let reason = match end {
         End::Gone => return,
+        End::ClientClosed(reason) => {
+            let echo = reason.map(|r| CloseReason { code: r.code, description: None });
+            let _ = timeout(settings.pong_timeout, session.close(echo)).await;
+            return;
+        }
         End::Pusher(code) => {
             let message = close_message(code);
             let frame = server_event::error(Some(code), message);
