@@ -79,19 +79,12 @@ pub async fn start(config: Config) -> io::Result<Running> {
             require_protocol_param: ws.require_protocol_param,
         },
     };
-    let api = &config.http_api;
     let api_deps = ApiDeps {
         apps,
         adapter,
         registry: registry.clone(),
         metrics: metrics.clone(),
-        settings: ApiSettings {
-            timestamp_window_secs: api.timestamp_window_secs,
-            max_body_bytes: api.max_body_bytes,
-            body_timeout: Duration::from_secs(api.body_timeout_secs),
-            path_prefix: config.server.path_prefix.clone(),
-            cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
-        },
+        settings: ApiSettings::from_config(&config),
     };
     let (main, addr) = main_listener(&config, ws_deps, api_deps)?;
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
