@@ -7,11 +7,13 @@ mod file;
 mod load;
 mod path;
 mod validate;
+mod webhooks;
 
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{load, load_str};
 pub use validate::{Issue, validate};
+pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +38,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Which fan-out adapter to use.
     pub adapter: AdapterConfig,
+    /// Webhook batching and delivery.
+    pub webhooks: WebhooksConfig,
     /// The apps this server serves (the static app store).
     pub apps: Vec<AppConfig>,
 }
@@ -50,6 +54,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
             adapter: AdapterConfig::default(),
+            webhooks: WebhooksConfig::default(),
             apps: vec![AppConfig::development()],
         }
     }
@@ -241,6 +246,8 @@ pub struct AppConfig {
     pub max_connections: usize,
     /// Send `pusher_internal:subscription_count` on non-presence channels.
     pub subscription_count: bool,
+    /// Webhook targets (`[[apps.webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
     /// Size and count limits (`[apps.limits]`).
     pub limits: Limits,
 }
@@ -257,6 +264,7 @@ impl Default for AppConfig {
             user_authentication_timeout_secs: 30,
             max_connections: 0,
             subscription_count: false,
+            webhooks: Vec::new(),
             limits: Limits::default(),
         }
     }

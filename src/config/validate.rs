@@ -37,7 +37,7 @@ impl fmt::Display for Issue {
 ///
 /// Every broken rule, in the order of the configuration's sections.
 pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
-    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, apps } = cfg;
+    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, webhooks, apps } = cfg;
     let mut issues = Issues::default();
     check_server(server, metrics, &mut issues);
     check_websocket(websocket, &mut issues);
@@ -45,6 +45,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     let ShutdownConfig { drain_secs: _, ready_grace_secs: _ } = shutdown;
     check_log(log, &mut issues);
     let AdapterConfig { driver: _ } = adapter;
+    for (key, message) in super::webhooks::check_settings(webhooks) {
+        issues.push(key, message);
+    }
     check_apps(apps, &mut issues);
     if issues.0.is_empty() { Ok(()) } else { Err(issues.0) }
 }
@@ -178,8 +181,15 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         user_authentication_timeout_secs,
         max_connections: _,
         subscription_count: _,
+        webhooks,
         limits,
     } = app;
+    for (index, target) in webhooks.iter().enumerate() {
+        let here = path::child_index(&path::child_key(at, "webhooks"), index);
+        for (field, message) in super::webhooks::check_target(target) {
+            issues.push(path::child_key(&here, field), message);
+        }
+    }
     for (field, value) in [("id", id), ("key", key)] {
         let here = path::child_key(at, field);
         issues.not_empty(here.clone(), value);

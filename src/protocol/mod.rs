@@ -10,6 +10,7 @@ mod limits;
 mod presence;
 pub mod server_event;
 pub mod signature;
+mod webhook;
 
 pub use channel::{ChannelKind, ChannelName, USER_CHANNEL_PREFIX};
 pub use client_event::{ClientEvent, ClientMessage, Signin, Subscribe, parse};
@@ -18,3 +19,4 @@ pub use error::ProtocolError;
 pub use ids::{SocketId, is_valid_socket_id};
 pub use limits::Limits;
 pub use presence::{PresenceMember, UserData, canonical_id};
+pub use webhook::{WebhookEvent, WebhookKind, body as webhook_body};
