@@ -10,6 +10,7 @@
 //! - [`registry`]: this node's sockets, channels, rosters, users and cache.
 //! - [`rate_limit`]: token buckets.
 //! - [`metrics`]: Prometheus handles and the `/metrics` `/health` `/ready` routes.
+//! - [`webhooks`]: batched, signed, retried webhook delivery.
 //! - [`shutdown`]: signals and the gradual drain.
 //! - [`config`]: the typed configuration, file + `HERALD_` environment overlay.
 //! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
@@ -25,4 +26,5 @@ pub mod rate_limit;
 pub mod registry;
 pub mod server;
 pub mod shutdown;
+pub mod webhooks;
 pub mod ws;

@@ -21,6 +21,7 @@ use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::metrics::{self, Health, Metrics};
 use crate::registry::Registry;
 use crate::shutdown;
+use crate::webhooks::{self, Dispatcher, WebhookSettings};
 use crate::ws::{self, WsDeps, WsSettings};
 
 /// A started server: its bound addresses and the handle that stops it.
@@ -57,11 +58,13 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let adapter: Arc<dyn Adapter> = match config.adapter.driver {
         AdapterDriver::Local => Arc::new(LocalAdapter::new(registry.clone())),
     };
+    let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
     let ws = &config.websocket;
     let conn = ConnDeps {
         adapter: adapter.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
+        webhooks,
         settings: ConnSettings {
             subscription_error_event: ws.subscription_error_event,
             cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
@@ -90,7 +93,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
-    let sequence = Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv };
+    let sequence = Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher };
     let token = stop.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -187,6 +190,7 @@ struct Shutdown {
     health: Health,
     main: ServerHandle,
     metrics: ServerHandle,
+    dispatcher: Dispatcher,
 }
 
 impl Shutdown {
@@ -197,6 +201,8 @@ impl Shutdown {
         let window = Duration::from_secs(self.config.shutdown.drain_secs);
         shutdown::drain(&self.registry, window).await;
         shutdown::wait_closed(&self.registry, Duration::from_secs(5)).await;
+        // Sockets are gone, so their last webhooks (vacated, member_removed) are queued: flush.
+        self.dispatcher.finish(window.max(Duration::from_secs(5))).await;
         self.main.stop(true).await;
         self.metrics.stop(true).await;
         tracing::info!("shutdown complete");

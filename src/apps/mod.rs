@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::Limits;
+use crate::protocol::{Limits, WebhookKind};
 
 pub use static_store::StaticAppStore;
 
@@ -61,6 +61,39 @@ pub struct App {
     pub features: AppFeatures,
     /// Size and count limits.
     pub limits: Limits,
+    /// Where this app's webhooks go (empty: none).
+    pub webhooks: Vec<WebhookTarget>,
+}
+
+/// One webhook receiver of an app, with the events and channels it wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// The URL that receives `POST`s.
+    pub url: String,
+    /// Kinds wanted; empty for all.
+    pub kinds: Vec<WebhookKind>,
+    /// Only channels starting with this.
+    pub channel_prefix: String,
+    /// Only channels ending with this.
+    pub channel_suffix: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl WebhookTarget {
+    /// Whether this target wants `kind` events on `channel`.
+    pub fn wants(&self, kind: WebhookKind, channel: &str) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && channel.starts_with(&self.channel_prefix)
+            && channel.ends_with(&self.channel_suffix)
+    }
+}
+
+impl App {
+    /// Whether any webhook target wants `kind` events on `channel` (cheap when none exist).
+    pub fn wants_webhook(&self, kind: WebhookKind, channel: &str) -> bool {
+        self.webhooks.iter().any(|t| t.wants(kind, channel))
+    }
 }
 
 /// Why a store could not answer (a database store may be unreachable; the static one never fails).

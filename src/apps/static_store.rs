@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{App, AppFeatures, AppStore, AppStoreError, Secret};
+use super::{App, AppFeatures, AppStore, AppStoreError, Secret, WebhookTarget};
 use crate::config::AppConfig;
 
 /// Apps from `[[apps]]`, indexed by key and by id (separate maps: keys and ids never collide).
@@ -40,6 +40,17 @@ impl From<&AppConfig> for App {
                 user_authentication_timeout: timeout,
             },
             limits: c.limits.clone(),
+            webhooks: c
+                .webhooks
+                .iter()
+                .map(|w| WebhookTarget {
+                    url: w.url.clone(),
+                    kinds: w.events.clone(),
+                    channel_prefix: w.channel_prefix.clone(),
+                    channel_suffix: w.channel_suffix.clone(),
+                    headers: w.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                })
+                .collect(),
         }
     }
 }

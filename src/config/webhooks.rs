@@ -49,7 +49,7 @@ impl Default for WebhooksConfig {
 }
 
 /// One webhook target of an app (`[[apps.webhooks]]`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL that receives `POST`s.
@@ -62,18 +62,6 @@ pub struct WebhookConfig {
     pub channel_suffix: String,
     /// Extra request headers (cannot replace `Content-Type`, `X-Pusher-Key`, `X-Pusher-Signature`).
     pub headers: BTreeMap<String, String>,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            events: Vec::new(),
-            channel_prefix: String::new(),
-            channel_suffix: String::new(),
-            headers: BTreeMap::new(),
-        }
-    }
 }
 
 /// Headers Herald sets itself on every webhook request.

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::Connection;
 use crate::metrics::Rejection;
-use crate::protocol::{ChannelName, ClientMessage, ErrorCode, server_event};
+use crate::protocol::{ChannelName, ClientMessage, ErrorCode, WebhookEvent, WebhookKind, server_event};
 
 /// Why a client event was refused (each is a non-closing `pusher:error` 4301).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,7 @@ impl Connection {
     pub(super) async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<String>) {
         match self.check_client_event(&msg, now) {
             Ok((name, user_id)) => {
+                self.client_event_webhook(&msg, &name, user_id.as_deref());
                 let frame =
                     server_event::client_event(&msg.event, name.as_str(), msg.data.as_deref(), user_id.as_deref());
                 let except = Some(&self.me.socket_id);
@@ -51,6 +52,22 @@ impl Connection {
             }
             Err(e) => self.refuse(ErrorCode::ClientEventRejected, e.rejection(), &e.to_string(), replies),
         }
+    }
+
+    fn client_event_webhook(&self, msg: &ClientMessage, name: &ChannelName, user_id: Option<&str>) {
+        if !self.me.app.wants_webhook(WebhookKind::ClientEvent, name.as_str()) {
+            return;
+        }
+        // `data` goes out as a string: a string as it is, anything else as its JSON text.
+        let data =
+            msg.data.as_deref().map(|d| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned()));
+        self.webhook(WebhookEvent {
+            event: Some(msg.event.clone()),
+            data,
+            socket_id: Some(self.me.socket_id.to_string()),
+            user_id: user_id.map(str::to_owned),
+            ..WebhookEvent::channel(WebhookKind::ClientEvent, name.as_str())
+        });
     }
 
     /// Returns the channel and, on presence channels, the sender's user id.

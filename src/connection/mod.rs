@@ -14,9 +14,12 @@ use tokio::time::{Duration, Instant};
 use crate::adapter::Adapter;
 use crate::apps::App;
 use crate::metrics::{AppMetrics, Metrics, Rejection};
-use crate::protocol::{ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId, UserData, server_event};
+use crate::protocol::{
+    ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId, UserData, WebhookEvent, server_event,
+};
 use crate::rate_limit::TokenBucket;
 use crate::registry::{Namespace, Outbound, Registry};
+use crate::webhooks::Webhooks;
 
 pub use heartbeat::{Beat, Heartbeat};
 
@@ -38,6 +41,8 @@ pub struct ConnDeps {
     pub registry: Registry,
     /// Metrics handles.
     pub metrics: Metrics,
+    /// Webhook queue.
+    pub webhooks: Webhooks,
     /// Settings.
     pub settings: ConnSettings,
 }
@@ -131,6 +136,11 @@ impl Connection {
         tracing::debug!(error = %e, "malformed frame");
         self.deps.metrics.reject(Rejection::MalformedMessage);
         replies.push(server_event::error(None, &format!("Invalid message format: {e}")));
+    }
+
+    /// Queues a webhook event for this app (a no-op when no target wants it).
+    fn webhook(&self, event: WebhookEvent) {
+        self.deps.webhooks.emit(&self.me.app, event);
     }
 
     /// A non-closing `pusher:error` for a refused request.

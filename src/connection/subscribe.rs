@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use super::Connection;
 use crate::metrics::Rejection;
 use crate::protocol::signature::{self, channel_string, presence_string};
-use crate::protocol::{ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, server_event};
+use crate::protocol::{
+    ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, WebhookEvent, WebhookKind, server_event,
+};
 use crate::registry::{CountDue, Joined};
 
 /// Channels with more subscribers than this get throttled `subscription_count` events.
@@ -90,9 +92,11 @@ impl Connection {
                 }
                 if occupied {
                     self.me.metrics.channels.inc();
+                    self.webhook(WebhookEvent::channel(WebhookKind::ChannelOccupied, name.as_str()));
                 }
                 if let (true, Some(uid)) = (member_added, user_id.as_deref()) {
                     self.me.metrics.presence_members.inc();
+                    self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
                     let frame = server_event::member_added(name.as_str(), uid, info.as_deref());
                     self.publish(&name, frame, true).await;
                 }
@@ -140,7 +144,10 @@ impl Connection {
         }
         match self.deps.registry.cache().get(&self.me.app.id, name.as_str(), now) {
             Some(hit) => replies.push(server_event::channel_event(&hit.event, name.as_str(), &hit.data)),
-            None => replies.push(server_event::cache_miss(name.as_str())),
+            None => {
+                replies.push(server_event::cache_miss(name.as_str()));
+                self.webhook(WebhookEvent::channel(WebhookKind::CacheMiss, name.as_str()));
+            }
         }
     }
 
@@ -148,7 +155,15 @@ impl Connection {
     /// Above `COUNT_THROTTLE_ABOVE` subscribers, at most one announcement per
     /// `COUNT_THROTTLE_EVERY`; the delayed one carries the count current when it goes out.
     async fn announce_count(&self, name: &ChannelName, count: usize) {
-        if !self.me.app.features.subscription_count || name.kind() == ChannelKind::Presence || count == 0 {
+        if name.kind() == ChannelKind::Presence || count == 0 {
+            return;
+        }
+        let hook = WebhookEvent {
+            subscription_count: Some(count),
+            ..WebhookEvent::channel(WebhookKind::SubscriptionCount, name.as_str())
+        };
+        self.webhook(hook);
+        if !self.me.app.features.subscription_count {
             return;
         }
         if count > COUNT_THROTTLE_ABOVE
@@ -200,12 +215,14 @@ impl Connection {
         if !left.was_subscribed {
             return;
         }
-        if left.vacated {
-            self.me.metrics.channels.dec();
-        }
         if let Some(uid) = left.member_removed {
             self.me.metrics.presence_members.dec();
+            self.webhook(WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
             self.publish(name, server_event::member_removed(name.as_str(), &uid), true).await;
+        }
+        if left.vacated {
+            self.me.metrics.channels.dec();
+            self.webhook(WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
         }
         self.announce_count(name, left.subscription_count).await;
     }

@@ -203,6 +203,7 @@ mod tests {
             max_connections: 0,
             features: AppFeatures::default(),
             limits: Limits::default(),
+            webhooks: Vec::new(),
         }
     }
 

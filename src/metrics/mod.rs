@@ -83,6 +83,8 @@ struct Inner {
     presence_members: IntGaugeVec,
     api: ApiMetrics,
     rejected: IntCounterVec,
+    webhook_requests: IntCounterVec,
+    webhook_events: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
 }
 
@@ -165,6 +167,16 @@ impl Metrics {
                 duration: HistogramVec::new(duration_opts, &["endpoint"]).unwrap(),
             },
             rejected: counter("herald_rejected_total", "Refused input by reason", &["reason"]),
+            webhook_requests: counter(
+                "herald_webhook_requests_total",
+                "Webhook batches by outcome (sent, retried, failed, dropped)",
+                &["app_id", "outcome"],
+            ),
+            webhook_events: counter(
+                "herald_webhook_events_total",
+                "Webhook events by outcome (queued, dropped)",
+                &["app_id", "outcome"],
+            ),
             per_app: DashMap::new(),
         };
         let r = &inner.registry;
@@ -180,6 +192,8 @@ impl Metrics {
             Box::new(inner.api.requests.clone()),
             Box::new(inner.api.duration.clone()),
             Box::new(inner.rejected.clone()),
+            Box::new(inner.webhook_requests.clone()),
+            Box::new(inner.webhook_events.clone()),
         ];
         for c in collectors {
             // unwrap: each collector is registered once, with distinct names.
@@ -212,6 +226,16 @@ impl Metrics {
     /// Counts refused input.
     pub fn reject(&self, why: Rejection) {
         self.inner.rejected.with_label_values(&[why.as_str()]).inc();
+    }
+
+    /// Counts one webhook batch outcome: `sent`, `retried`, `failed` or `dropped`.
+    pub fn webhook_request(&self, app_id: &str, outcome: &str) {
+        self.inner.webhook_requests.with_label_values(&[app_id, outcome]).inc();
+    }
+
+    /// Counts webhook events: `queued` or `dropped`.
+    pub fn webhook_events(&self, app_id: &str, outcome: &str, n: u64) {
+        self.inner.webhook_events.with_label_values(&[app_id, outcome]).inc_by(n);
     }
 
     /// Counts one REST API request and its duration.

@@ -1,0 +1,299 @@
+//! Webhooks against a real local HTTP receiver: payloads, signatures, batching, the vacate
+//! delay, retries, and bounded memory when the receiver is down.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use common::*;
+use herald::config::{Config, WebhookConfig};
+use herald::protocol::signature;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// One received webhook request.
+#[derive(Debug)]
+struct Hook {
+    content_type: String,
+    key: String,
+    signature: String,
+    body: String,
+}
+
+impl Hook {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+    fn events(&self) -> Vec<Value> {
+        self.json()["events"].as_array().unwrap().clone()
+    }
+}
+
+struct Receiver {
+    url: String,
+    hooks: mpsc::UnboundedReceiver<Hook>,
+}
+
+/// Answers `status` to the first `failures` requests, then 200.
+async fn receiver(failures: usize, status: u16) -> Receiver {
+    let (tx, hooks) = mpsc::unbounded_channel();
+    let left = Arc::new(AtomicUsize::new(failures));
+    let server = HttpServer::new(move || {
+        let (tx, left) = (tx.clone(), left.clone());
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let (tx, left) = (tx.clone(), left.clone());
+            async move {
+                let h = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                let hook = Hook {
+                    content_type: h("content-type"),
+                    key: h("x-pusher-key"),
+                    signature: h("x-pusher-signature"),
+                    body: String::from_utf8(body.to_vec()).unwrap(),
+                };
+                let _ = tx.send(hook);
+                let fail = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                if fail {
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+                } else {
+                    HttpResponse::Ok().finish()
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    Receiver { url: format!("http://{addr}/hook"), hooks }
+}
+
+impl Receiver {
+    async fn next(&mut self) -> Hook {
+        tokio::time::timeout(WAIT, self.hooks.recv()).await.expect("a webhook in time").unwrap()
+    }
+
+    /// Collects events until one matches `until`; returns all of them in order.
+    async fn events_until(&mut self, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let hook = self.next().await;
+            assert_valid(&hook);
+            for e in hook.events() {
+                let stop = until(&e);
+                all.push(e);
+                if stop {
+                    return all;
+                }
+            }
+        }
+    }
+}
+
+fn assert_valid(hook: &Hook) {
+    assert_eq!(hook.content_type, "application/json");
+    assert_eq!(hook.key, KEY);
+    assert_eq!(hook.signature, signature::sign_bytes(SECRET, hook.body.as_bytes()), "signature over the exact body");
+    assert!(hook.json()["time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+}
+
+/// Polls `/metrics` until the exact series reaches `want` (a bounded wait for a condition).
+async fn wait_series(s: &TestServer, series: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = s.metrics().await;
+        let v =
+            text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0);
+        if v >= want {
+            assert_eq!(v, want, "{series}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{series} stayed at {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn webhook_config(url: &str) -> Config {
+    let mut c = config();
+    c.webhooks.batch_ms = 10;
+    c.webhooks.vacate_delay_ms = 300;
+    c.webhooks.retry_initial_ms = 20;
+    use herald::protocol::WebhookKind::*;
+    let events = vec![ChannelOccupied, ChannelVacated, MemberAdded, MemberRemoved, ClientEvent, CacheMiss];
+    c.apps[0].webhooks = vec![WebhookConfig { url: url.into(), events, ..WebhookConfig::default() }];
+    c
+}
+
+fn named(name: &'static str, channel: &'static str) -> impl Fn(&Value) -> bool {
+    move |e: &Value| e["name"] == name && e["channel"] == channel
+}
+
+#[tokio::test]
+async fn occupied_then_vacated_after_the_delay() {
+    let mut r = receiver(0, 200).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut c = s.connect(KEY).await;
+    c.subscribe("news").await;
+    let hook = r.next().await;
+    assert_valid(&hook);
+    assert_eq!(hook.events(), vec![json!({"name": "channel_occupied", "channel": "news"})]);
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}})).await;
+    let events = r.events_until(named("channel_vacated", "news")).await;
+    assert_eq!(events, vec![json!({"name": "channel_vacated", "channel": "news"})]);
+}
+
+#[tokio::test]
+async fn quick_resubscribe_sends_no_vacated_occupied_pair() {
+    let mut r = receiver(0, 200).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut c = s.connect(KEY).await;
+    c.subscribe("news").await;
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}})).await;
+    c.subscribe("news").await;
+    // A vacate of another channel, held for the same delay but later: when it arrives, any
+    // uncancelled vacate of `news` would already have been released.
+    c.subscribe("marker").await;
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "marker"}})).await;
+    let events = r.events_until(named("channel_vacated", "marker")).await;
+    let news: Vec<&Value> = events.iter().filter(|e| e["channel"] == "news").collect();
+    assert_eq!(news, vec![&json!({"name": "channel_occupied", "channel": "news"})], "{events:?}");
+}
+
+#[tokio::test]
+async fn member_events_are_per_user_not_per_socket() {
+    let mut r = receiver(0, 200).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut tab1 = s.connect(KEY).await;
+    let mut tab2 = s.connect(KEY).await;
+    tab1.join("presence-room", "7", json!({"n": 1})).await;
+    tab2.join("presence-room", "7", json!({"n": 1})).await;
+    tab1.close().await;
+    tab2.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}})).await;
+    let events = r.events_until(named("channel_vacated", "presence-room")).await;
+    let members: Vec<&Value> = events.iter().filter(|e| e["name"].as_str().unwrap().starts_with("member_")).collect();
+    assert_eq!(
+        members,
+        vec![
+            &json!({"name": "member_added", "channel": "presence-room", "user_id": "7"}),
+            &json!({"name": "member_removed", "channel": "presence-room", "user_id": "7"}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn client_events_and_cache_misses() {
+    let mut r = receiver(0, 200).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut a = s.connect(KEY).await;
+    let mut b = s.connect(KEY).await;
+    a.join("presence-chat", "1", json!({})).await;
+    b.join("presence-chat", "2", json!({})).await;
+    a.send(json!({"event": "client-typing", "channel": "presence-chat", "data": {"name": "Ann"}})).await;
+    b.expect("client-typing").await;
+    let events = r.events_until(|e| e["name"] == "client_event").await;
+    let want = json!({"name": "client_event", "channel": "presence-chat", "event": "client-typing",
+                      "data": "{\"name\":\"Ann\"}", "socket_id": a.socket_id, "user_id": "1"});
+    assert_eq!(events.last().unwrap(), &want);
+    a.subscribe("cache-loc").await;
+    b.subscribe("cache-loc").await;
+    let events = r.events_until(|e| e["name"] == "cache_miss").await;
+    assert_eq!(events.last().unwrap(), &json!({"name": "cache_miss", "channel": "cache-loc"}));
+}
+
+#[tokio::test]
+async fn subscription_counts_when_wanted() {
+    let mut r = receiver(0, 200).await;
+    let mut cfg = webhook_config(&r.url);
+    cfg.apps[0].webhooks[0].events = vec![herald::protocol::WebhookKind::SubscriptionCount];
+    cfg.apps[0].webhooks[0].channel_prefix = "count-".into();
+    let s = TestServer::start(cfg).await;
+    let mut a = s.connect(KEY).await;
+    let mut b = s.connect(KEY).await;
+    a.subscribe("other").await;
+    a.subscribe("count-me").await;
+    let events = r.events_until(|_| true).await;
+    assert_eq!(events, vec![json!({"name": "subscription_count", "channel": "count-me", "subscription_count": 1})]);
+    b.subscribe("count-me").await;
+    let events = r.events_until(|_| true).await;
+    assert_eq!(events, vec![json!({"name": "subscription_count", "channel": "count-me", "subscription_count": 2})]);
+}
+
+#[tokio::test]
+async fn events_are_batched_into_one_request() {
+    let mut r = receiver(0, 200).await;
+    let mut cfg = webhook_config(&r.url);
+    cfg.webhooks.batch_ms = 60_000;
+    cfg.webhooks.batch_max_events = 3;
+    cfg.apps[0].webhooks[0].events = vec![herald::protocol::WebhookKind::ChannelOccupied];
+    let s = TestServer::start(cfg).await;
+    let mut c = s.connect(KEY).await;
+    for ch in ["a", "b", "c"] {
+        c.subscribe(ch).await;
+    }
+    let hook = r.next().await;
+    assert_valid(&hook);
+    let names: Vec<Value> = hook.events().iter().map(|e| e["channel"].clone()).collect();
+    assert_eq!(names, vec![json!("a"), json!("b"), json!("c")]);
+}
+
+#[tokio::test]
+async fn failures_are_retried_until_delivered() {
+    let mut r = receiver(2, 503).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut c = s.connect(KEY).await;
+    c.subscribe("news").await;
+    let bodies: Vec<String> = [r.next().await, r.next().await, r.next().await].into_iter().map(|h| h.body).collect();
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "every retry sends the same signed body");
+    wait_series(&s, "herald_webhook_requests_total{app_id=\"test-app\",outcome=\"sent\"}", 1.0).await;
+    let m = s.metrics().await;
+    assert!(m.contains("herald_webhook_requests_total{app_id=\"test-app\",outcome=\"retried\"} 2"), "{m}");
+}
+
+#[tokio::test]
+async fn client_errors_are_final() {
+    let mut r = receiver(usize::MAX, 400).await;
+    let s = TestServer::start(webhook_config(&r.url)).await;
+    let mut c = s.connect(KEY).await;
+    c.subscribe("news").await;
+    r.next().await;
+    wait_series(&s, "herald_webhook_requests_total{app_id=\"test-app\",outcome=\"failed\"}", 1.0).await;
+    assert!(r.hooks.try_recv().is_err(), "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_dead_receiver_cannot_grow_memory() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let mut cfg = webhook_config(&url);
+    cfg.webhooks.batch_max_events = 1;
+    cfg.webhooks.max_pending_batches = 2;
+    cfg.webhooks.retry_initial_ms = 60_000;
+    cfg.apps[0].webhooks[0].events = vec![herald::protocol::WebhookKind::ChannelOccupied];
+    let s = TestServer::start(cfg).await;
+    let mut c = s.connect(KEY).await;
+    for i in 0..10 {
+        c.subscribe(&format!("ch{i}")).await;
+    }
+    wait_series(&s, "herald_webhook_requests_total{app_id=\"test-app\",outcome=\"dropped\"}", 8.0).await;
+    wait_series(&s, "herald_webhook_events_total{app_id=\"test-app\",outcome=\"dropped\"}", 8.0).await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_held_and_batched_events() {
+    let mut r = receiver(0, 200).await;
+    let mut cfg = webhook_config(&r.url);
+    cfg.webhooks.vacate_delay_ms = 600_000;
+    let s = TestServer::start(cfg).await;
+    let mut c = s.connect(KEY).await;
+    c.subscribe("news").await;
+    assert_eq!(r.next().await.events(), vec![json!({"name": "channel_occupied", "channel": "news"})]);
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}})).await;
+    c.expect_quiet().await;
+    s.stop().await;
+    let events = r.events_until(named("channel_vacated", "news")).await;
+    assert_eq!(events, vec![json!({"name": "channel_vacated", "channel": "news"})]);
+}
