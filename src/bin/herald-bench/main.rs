@@ -1,0 +1,131 @@
+//! `herald-bench`: a load generator for any Pusher Channels server (Herald, soketi, …).
+//! It only speaks the public protocol (WebSocket clients plus the signed REST API) and must
+//! not depend on Herald's internals beyond the pure signing helpers.
+//!
+//! Every scenario is bounded by counts and `--duration`. Progress goes to stderr; a table and
+//! one JSON line (always the last line of stdout) go to stdout. See `benches/README.md`.
+
+mod client_events;
+mod connect;
+mod fanout;
+mod http;
+mod net;
+mod pace;
+mod presence;
+mod report;
+mod rest;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Setup failures end the run; a tool may box them (measured failures are counted instead).
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Parser, Debug)]
+#[command(name = "herald-bench", version, about = "Load generator for Pusher Channels servers (Herald, soketi, …)")]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// Where the server is, which app to use, and the knobs every scenario shares.
+#[derive(Args, Clone, Debug)]
+struct TargetArgs {
+    /// Server host name or IPv4 address.
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port (WebSocket and REST API).
+    #[arg(long, global = true, default_value_t = 6001)]
+    port: u16,
+    /// App id (REST paths).
+    #[arg(long, global = true, default_value = "app-id")]
+    app_id: String,
+    /// App key (WebSocket path, signatures).
+    #[arg(long, global = true, default_value = "app-key")]
+    key: String,
+    /// App secret: REST requests and channel auth are signed locally with it.
+    #[arg(long, global = true, default_value = "app-secret")]
+    secret: String,
+    /// Mount prefix of the server's paths (e.g. `/herald`).
+    #[arg(long, global = true, default_value = "")]
+    path_prefix: String,
+    /// Server process id: adds its CPU time (utime+stime) and RSS from /proc to the results.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Seconds of the measured phase (publishing, holding, sending).
+    #[arg(long, global = true, default_value_t = 10.0)]
+    duration: f64,
+    /// Spread connections over source addresses 127.0.0.1..=127.0.0.N (0: as the count needs).
+    #[arg(long, global = true, default_value_t = 0)]
+    source_ips: u8,
+    /// Connections being set up at once.
+    #[arg(long, global = true, default_value_t = 100)]
+    connect_concurrency: usize,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, global = true, default_value_t = 1.0)]
+    progress: f64,
+    /// Generator runtime threads (0: one per CPU).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// Subscribers over channels receive events published over REST; deliveries/s, loss, latency.
+    Fanout(fanout::FanoutArgs),
+    /// Connections opened as fast as possible, then held idle; connects/s, RSS per connection.
+    Connect(connect::ConnectArgs),
+    /// Members join and leave one presence channel; join latency, member events delivered.
+    Presence(presence::PresenceArgs),
+    /// Pairs of sockets exchange client events on private channels; msgs/s and latency.
+    ClientEvents(client_events::ClientEventsArgs),
+    /// REST triggers alone from keep-alive clients; triggers/s and latency.
+    Http(http::HttpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let nofile = net::raise_nofile();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if cli.target.threads > 0 {
+        builder.worker_threads(cli.target.threads);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("herald-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    stats::now_us();
+    let t = &cli.target;
+    let result = runtime.block_on(async {
+        match &cli.scenario {
+            Scenario::Fanout(a) => fanout::run(t, a).await,
+            Scenario::Connect(a) => connect::run(t, a).await,
+            Scenario::Presence(a) => presence::run(t, a).await,
+            Scenario::ClientEvents(a) => client_events::run(t, a).await,
+            Scenario::Http(a) => http::run(t, a).await,
+        }
+    });
+    // Do not wait for thousands of client tasks to notice: the report is what matters.
+    runtime.shutdown_background();
+    match result {
+        Ok(mut report) => {
+            report.param("nofile_limit", nofile);
+            report.param("duration_s", t.duration);
+            println!("{}", report.table());
+            println!("{}", report.json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Connections to the server under test: TCP from spread loopback source addresses, the
+//! WebSocket handshake, and the few Pusher frames the scenarios send and wait for.
+//! Must not measure anything: scenarios time what they need around these calls.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use herald::protocol::signature;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::{Result, TargetArgs};
+
+/// A client WebSocket over plain TCP.
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// Ephemeral ports one source address may use towards one server port. Linux hands out
+/// 32768–60999 by default; the margin leaves room for TIME_WAIT and other traffic.
+const PORTS_PER_SOURCE: usize = 20_000;
+
+/// How long one handshake step (TCP, upgrade, `connection_established`, a subscribe) may take.
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The server under test and how to reach it.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// The resolved server address.
+    pub(crate) addr: SocketAddr,
+    /// `host:port` as given, for the `Host` header and URLs.
+    pub(crate) authority: String,
+    /// Mount prefix of both the WebSocket and the REST paths (e.g. `/herald`), or empty.
+    pub(crate) prefix: String,
+    pub(crate) app_id: String,
+    pub(crate) key: String,
+    pub(crate) secret: String,
+    /// Source addresses connections rotate over; empty lets the kernel choose.
+    sources: Arc<[IpAddr]>,
+}
+
+impl Target {
+    /// Resolves `--host`/`--port` and picks source addresses for `connections` sockets.
+    pub(crate) async fn resolve(args: &TargetArgs, connections: usize) -> Result<Self> {
+        let authority = format!("{}:{}", args.host, args.port);
+        let addr = tokio::net::lookup_host(&authority)
+            .await?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| format!("{authority} has no IPv4 address"))?;
+        let wanted = match args.source_ips {
+            0 => connections.div_ceil(PORTS_PER_SOURCE),
+            n => usize::from(n),
+        };
+        let sources: Vec<IpAddr> = if addr.ip().is_loopback() && (args.source_ips > 0 || wanted > 1) {
+            (1..=wanted.min(254)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
+        } else {
+            if wanted > 1 {
+                eprintln!("note: {connections} connections may exhaust ports; source spreading needs a 127.x target");
+            }
+            Vec::new()
+        };
+        Ok(Self {
+            addr,
+            authority,
+            prefix: args.path_prefix.trim_end_matches('/').to_owned(),
+            app_id: args.app_id.clone(),
+            key: args.key.clone(),
+            secret: args.secret.clone(),
+            sources: sources.into(),
+        })
+    }
+
+    /// How many source addresses connections are spread over (0: kernel's choice).
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Opens a TCP connection; the `n`th connection binds the `n`th source address, round robin.
+    pub(crate) async fn tcp(&self, n: usize) -> Result<TcpStream> {
+        let socket = TcpSocket::new_v4()?;
+        if !self.sources.is_empty() {
+            socket.bind(SocketAddr::new(self.sources[n % self.sources.len()], 0))?;
+        }
+        let stream =
+            tokio::time::timeout(STEP_TIMEOUT, socket.connect(self.addr)).await.map_err(|_| "tcp timeout")??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Opens the `n`th WebSocket and waits for `pusher:connection_established`.
+    pub(crate) async fn connect(&self, n: usize) -> Result<Conn> {
+        let tcp = self.tcp(n).await?;
+        let url = format!(
+            "ws://{}{}/app/{}?protocol=7&client=herald-bench&version={}&flash=false",
+            self.authority,
+            self.prefix,
+            self.key,
+            env!("CARGO_PKG_VERSION")
+        );
+        // Small buffers: 20k idle clients must not cost the generator gigabytes.
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
+        let handshake = tokio_tungstenite::client_async_with_config(url, tcp, Some(config));
+        let (ws, _) = tokio::time::timeout(STEP_TIMEOUT, handshake).await.map_err(|_| "upgrade timeout")??;
+        let mut conn = Conn { ws, socket_id: String::new() };
+        let established = conn.expect("pusher:connection_established", None).await?;
+        let data = established.data_value();
+        conn.socket_id = data["socket_id"].as_str().ok_or("connection_established without socket_id")?.to_owned();
+        Ok(conn)
+    }
+
+    /// The `auth` a private channel subscription of `socket_id` needs, signed locally.
+    pub(crate) fn private_auth(&self, socket_id: &str, channel: &str) -> String {
+        signature::auth_token(&self.key, &self.secret, &signature::channel_string(socket_id, channel))
+    }
+
+    /// The `auth` a presence subscription with `channel_data` needs, signed locally.
+    pub(crate) fn presence_auth(&self, socket_id: &str, channel: &str, channel_data: &str) -> String {
+        signature::auth_token(&self.key, &self.secret, &signature::presence_string(socket_id, channel, channel_data))
+    }
+}
+
+/// A parsed server frame (control frames only; fan-out traffic is scanned, not parsed).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Frame {
+    pub(crate) event: String,
+    #[serde(default)]
+    pub(crate) channel: Option<String>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+impl Frame {
+    /// `data` as JSON, undoing Pusher's double encoding when `data` is a JSON string.
+    pub(crate) fn data_value(&self) -> Value {
+        let Some(raw) = &self.data else { return Value::Null };
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            Ok(v) => v,
+            Err(_) => Value::Null,
+        }
+    }
+}
+
+/// One Pusher connection.
+pub(crate) struct Conn {
+    pub(crate) ws: Ws,
+    pub(crate) socket_id: String,
+}
+
+impl Conn {
+    /// Sends one text frame.
+    pub(crate) async fn send_text(&mut self, text: String) -> Result<()> {
+        self.ws.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    /// Sends `pusher:subscribe`.
+    pub(crate) async fn subscribe(&mut self, channel: &str, auth: &str, channel_data: Option<&str>) -> Result<()> {
+        let mut data = serde_json::json!({ "channel": channel, "auth": auth });
+        if let Some(cd) = channel_data {
+            data["channel_data"] = Value::String(cd.to_owned());
+        }
+        self.send_text(serde_json::json!({ "event": "pusher:subscribe", "data": data }).to_string()).await
+    }
+
+    /// Sends `pusher:unsubscribe`.
+    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> Result<()> {
+        let frame = serde_json::json!({ "event": "pusher:unsubscribe", "data": { "channel": channel } });
+        self.send_text(frame.to_string()).await
+    }
+
+    /// The next text frame; answers `pusher:ping` on the way. `None` once the socket closed.
+    pub(crate) async fn next_text(&mut self) -> Result<Option<Utf8Bytes>> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if t.contains("\"pusher:ping\"") {
+                        self.send_text(r#"{"event":"pusher:pong","data":{}}"#.to_owned()).await?;
+                        continue;
+                    }
+                    return Ok(Some(t));
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads until `event` (on `channel`, when given) arrives, within [`STEP_TIMEOUT`]. A
+    /// `pusher:error` or a `pusher:subscription_error` on the way is an error.
+    pub(crate) async fn expect(&mut self, event: &str, channel: Option<&str>) -> Result<Frame> {
+        tokio::time::timeout(STEP_TIMEOUT, self.expect_inner(event, channel))
+            .await
+            .map_err(|_| format!("no {event} within {STEP_TIMEOUT:?}"))?
+    }
+
+    async fn expect_inner(&mut self, event: &str, channel: Option<&str>) -> Result<Frame> {
+        loop {
+            let text = self.next_text().await?.ok_or_else(|| format!("closed while waiting for {event}"))?;
+            let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+            if frame.event == event && (channel.is_none() || frame.channel.as_deref() == channel) {
+                return Ok(frame);
+            }
+            if frame.event == "pusher:error" || frame.event == "pusher:subscription_error" {
+                return Err(format!("{} while waiting for {event}: {}", frame.event, frame.data_value()).into());
+            }
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit; returns the limit now in force.
+pub(crate) fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: could not raise RLIMIT_NOFILE: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(0)
+        }
+    }
+}

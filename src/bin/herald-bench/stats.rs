@@ -1,0 +1,182 @@
+//! Measurements: a monotonic microsecond clock, sharded latency histograms, and process CPU
+//! time and RSS read from `/proc`. Must not talk to the server under test.
+
+use std::sync::{Mutex, OnceLock};
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use crate::report::Report;
+
+/// Microseconds since the first call in this process. Publishers stamp events with it and
+/// subscribers in the same process subtract, so no wall clock is involved.
+pub(crate) fn now_us() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// Latencies in microseconds, up to one minute, 3 significant digits. Sharded so that
+/// thousands of client tasks can record without one hot lock.
+pub(crate) struct Latency {
+    shards: Box<[Mutex<Histogram<u64>>]>,
+}
+
+const SHARDS: usize = 16;
+
+impl Latency {
+    pub(crate) fn new() -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(histogram())).collect();
+        Self { shards }
+    }
+
+    /// Records one sample; `shard` is any number that differs between concurrent recorders.
+    pub(crate) fn record(&self, shard: usize, us: u64) {
+        // unwrap: a recorder never panics while holding the lock.
+        self.shards[shard % SHARDS].lock().unwrap().saturating_record(us.max(1));
+    }
+
+    /// All shards added up.
+    pub(crate) fn merged(&self) -> Histogram<u64> {
+        let mut all = histogram();
+        for s in &*self.shards {
+            // unwrap: see `record`; all histograms share bounds, so `add` cannot fail.
+            all.add(&*s.lock().unwrap()).unwrap();
+        }
+        all
+    }
+
+    /// Adds `{prefix}_p50_ms`, p90, p99, max, mean and the sample count to `report`.
+    pub(crate) fn report(&self, report: &mut Report, prefix: &str) {
+        let h = self.merged();
+        report.metric(&format!("{prefix}_samples"), h.len() as f64);
+        if h.is_empty() {
+            return;
+        }
+        for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+            report.metric(&format!("{prefix}_{name}_ms"), h.value_at_quantile(q) as f64 / 1000.0);
+        }
+        report.metric(&format!("{prefix}_max_ms"), h.max() as f64 / 1000.0);
+        report.metric(&format!("{prefix}_mean_ms"), h.mean() / 1000.0);
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // unwrap: constant, valid bounds.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+/// Clock ticks per second of `/proc/*/stat` times.
+fn clk_tck() -> u64 {
+    static TCK: OnceLock<u64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// User + system CPU time of a process (all threads), in microseconds; `None` is this process.
+pub(crate) fn cpu_us(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which may hold spaces and parentheses itself.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 1_000_000 / clk_tck())
+}
+
+/// Resident set size of a process in KiB; `None` is this process.
+pub(crate) fn rss_kb(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(|| "/proc/self/status".to_owned(), |p| format!("/proc/{p}/status"));
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU used by this generator and, when known, the server, over one measured phase.
+pub(crate) struct CpuWindow {
+    started: Instant,
+    own: u64,
+    server: Option<(u32, u64)>,
+}
+
+impl CpuWindow {
+    /// Starts the window now.
+    pub(crate) fn start(server_pid: Option<u32>) -> Self {
+        let server = server_pid.and_then(|p| cpu_us(Some(p)).map(|c| (p, c)));
+        Self { started: Instant::now(), own: cpu_us(None).unwrap_or(0), server }
+    }
+
+    /// Ends the window: generator and server CPU (and RSS) as report metrics; with `per` set,
+    /// also the server's CPU per unit of work (e.g. `("delivery", 12_000)`).
+    pub(crate) fn finish(&self, per: Option<(&str, u64)>) -> Vec<(String, f64)> {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-6);
+        let own = cpu_us(None).unwrap_or(0).saturating_sub(self.own);
+        let mut m = vec![
+            ("generator_cpu_ms".to_owned(), own as f64 / 1000.0),
+            ("generator_cpu_pct".to_owned(), own as f64 / 1e4 / secs),
+            ("generator_rss_kb".to_owned(), rss_kb(None).unwrap_or(0) as f64),
+        ];
+        let Some((pid, before)) = self.server else { return m };
+        let Some(now) = cpu_us(Some(pid)) else { return m };
+        let used = now.saturating_sub(before);
+        m.push(("server_cpu_ms".to_owned(), used as f64 / 1000.0));
+        m.push(("server_cpu_pct".to_owned(), used as f64 / 1e4 / secs));
+        if let Some((unit, n)) = per.filter(|(_, n)| *n > 0) {
+            m.push((format!("server_cpu_us_per_{unit}"), used as f64 / n as f64));
+        }
+        if let Some(rss) = rss_kb(Some(pid)) {
+            m.push(("server_rss_kb".to_owned(), rss as f64));
+        }
+        m
+    }
+}
+
+/// Finds the send stamp a publisher put into an event's `data` (`{"t":<µs>,…}`), in the
+/// frame as any server relays it: `data` double-encoded (`\"t\":`) or as an object (`"t":`).
+pub(crate) fn stamp(frame: &str) -> Option<u64> {
+    let at = frame.find("t\\\":").map(|i| i + 4).or_else(|| frame.find("\"t\":").map(|i| i + 4))?;
+    let digits = &frame[at..];
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// An event `data` of about `size` bytes carrying `now_us()` and a sequence number.
+pub(crate) fn stamped_data(seq: u64, size: usize) -> String {
+    let head = format!("{{\"t\":{},\"s\":{seq},\"p\":\"", now_us());
+    let pad = size.saturating_sub(head.len() + 2);
+    let mut data = String::with_capacity(head.len() + pad + 2);
+    data.push_str(&head);
+    data.extend(std::iter::repeat_n('x', pad));
+    data.push_str("\"}");
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_found_in_both_encodings() {
+        let d = stamped_data(7, 64);
+        assert!(d.len() >= 64 - 1 && d.len() <= 66, "{d}");
+        let t = stamp(&d).unwrap();
+        let string_form = serde_json::json!({"event":"e","channel":"c","data": d}).to_string();
+        assert_eq!(stamp(&string_form), Some(t));
+        let object_form = format!(r#"{{"event":"e","channel":"c","data":{d}}}"#);
+        assert_eq!(stamp(&object_form), Some(t));
+        assert_eq!(stamp(r#"{"event":"pusher:pong","data":"{}"}"#), None);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        assert!(rss_kb(None).unwrap() > 0);
+        assert!(cpu_us(None).is_some());
+    }
+}
