@@ -24,3 +24,11 @@ passed=$(grep -Eo '[0-9]+ passed' /tmp/herald-cargo-test.log | awk '{s+=$1} END 
 failed=$(grep -Eo '[0-9]+ failed' /tmp/herald-cargo-test.log | awk '{s+=$1} END {print s+0}')
 echo
 echo "rust: ${passed} passed, ${failed} failed"
+
+step "helm chart: lint, render, Kubernetes schemas, herald check-config (tests/helm)"
+HERALD_BIN=target/debug/herald bash tests/helm/run.sh 2>&1 | tee /tmp/herald-helm-test.log
+helm_passed=$( { grep -Eo '[0-9]+ passed' /tmp/herald-helm-test.log || true; } | tail -n1 | awk '{print $1+0}')
+helm_failed=$( { grep -Eo '[0-9]+ failed' /tmp/herald-helm-test.log || true; } | tail -n1 | awk '{print $1+0}')
+echo
+echo "helm: ${helm_passed:-0} passed, ${helm_failed:-0} failed"
+echo "total: $((passed + ${helm_passed:-0})) passed, $((failed + ${helm_failed:-0})) failed"
