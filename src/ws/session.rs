@@ -1,15 +1,15 @@
 //! The per-socket task: the only code that reads the socket's stream or writes its session.
 //! Must not decide protocol outcomes: frames go to `Connection`, close requests come from it.
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Closed, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Duration, Instant, sleep_until, timeout};
 
 use super::WsSettings;
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::Rejection;
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
-use crate::registry::OutboundRx;
+use crate::registry::{CloseSignal, OutboundRx};
 
 /// How the loop ended.
 enum End {
@@ -43,8 +43,9 @@ pub(super) async fn run(
     let _enter = span.enter();
 
     let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
-    let mut writer = Writer { session: &mut session, settings: &settings, metrics: &metrics };
-    let mut end = if writer.send(hello.into()).await { None } else { Some(End::Gone) };
+    let closer = rx.close_signal();
+    let mut writer = Writer { session: &mut session, closer: &closer, limit: settings.pong_timeout, metrics: &metrics };
+    let mut end = writer.send(hello.into()).await.err();
 
     let now = Instant::now();
     let mut hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
@@ -56,7 +57,6 @@ pub(super) async fn run(
     // every frame would cost a timer-wheel update per message.
     let beat = sleep_until(first_beat);
     tokio::pin!(beat);
-    let closer = rx.close_signal();
     let mut replies = Vec::new();
     let mut batch = Vec::with_capacity(WRITE_BATCH);
 
@@ -74,18 +74,17 @@ pub(super) async fn run(
                         if conn.handle_text(&text, now, &mut replies).await == After::Authorized {
                             hb.authorized();
                         }
-                        let ok = writer.send_all(replies.drain(..).map(ByteString::from)).await;
-                        (!ok).then_some(End::Gone)
+                        writer.send_all(replies.drain(..).map(ByteString::from)).await.err()
                     }
                     Some(Ok(AggregatedMessage::Binary(_))) => {
                         hb.seen(now);
                         conn.metrics_reject(Rejection::MalformedMessage);
                         let err = server_event::error(None, "Binary frames are not supported");
-                        (!writer.send(err.into()).await).then_some(End::Gone)
+                        writer.send(err.into()).await.err()
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
                         hb.seen(now);
-                        writer.session.pong(&bytes).await.err().map(|_| End::Gone)
+                        bounded(writer.session.pong(&bytes), &closer, settings.pong_timeout).await.err()
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => {
                         hb.seen(now);
@@ -106,9 +105,7 @@ pub(super) async fn run(
             Some(frame) = rx.recv() => {
                 batch.push(frame);
                 rx.drain_ready(&mut batch, WRITE_BATCH);
-                if !writer.send_all(batch.drain(..)).await {
-                    end = Some(End::Gone);
-                }
+                end = writer.send_all(batch.drain(..)).await.err();
             }
             () = &mut beat => {
                 let now = Instant::now();
@@ -116,9 +113,7 @@ pub(super) async fn run(
                     Beat::Wait(t) => beat.as_mut().reset(t),
                     Beat::Ping(t) => {
                         beat.as_mut().reset(t);
-                        if writer.session.ping(b"").await.is_err() {
-                            end = Some(End::Gone);
-                        }
+                        end = bounded(writer.session.ping(b""), &closer, settings.pong_timeout).await.err();
                     }
                     Beat::PongTimeout => end = Some(End::Pusher(ErrorCode::PongNotReceived)),
                     Beat::Unauthorized => end = Some(End::Pusher(ErrorCode::Unauthorized)),
@@ -177,32 +172,45 @@ fn close_message(code: ErrorCode) -> &'static str {
     }
 }
 
-/// Writes frames with a deadline: a client that stops reading cannot pin the task forever.
+/// Runs one write to the session within `limit`, and gives it up as soon as the socket is asked
+/// to close: a client that stopped reading fills its buffers, the write waits, and meanwhile its
+/// queue overflows and asks for 4100. Without the race that request is never seen.
+async fn bounded(
+    write: impl Future<Output = Result<(), Closed>>,
+    closer: &CloseSignal,
+    limit: Duration,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        code = closer.requested() => Err(End::Pusher(code)),
+        written = timeout(limit, write) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Closed)) | Err(_) => Err(End::Gone),
+        },
+    }
+}
+
+/// Writes text frames through `bounded`, counting what went out.
 struct Writer<'a> {
     session: &'a mut Session,
-    settings: &'a WsSettings,
+    closer: &'a CloseSignal,
+    limit: Duration,
     metrics: &'a crate::metrics::AppMetrics,
 }
 
 impl Writer<'_> {
-    async fn send(&mut self, frame: ByteString) -> bool {
+    async fn send(&mut self, frame: ByteString) -> Result<(), End> {
         let len = frame.len() as u64;
-        match timeout(self.settings.pong_timeout, self.session.text(frame)).await {
-            Ok(Ok(())) => {
-                self.metrics.messages_out.inc();
-                self.metrics.bytes_out.inc_by(len);
-                true
-            }
-            Ok(Err(_)) | Err(_) => false,
-        }
+        bounded(self.session.text(frame), self.closer, self.limit).await?;
+        self.metrics.messages_out.inc();
+        self.metrics.bytes_out.inc_by(len);
+        Ok(())
     }
 
-    async fn send_all(&mut self, frames: impl Iterator<Item = ByteString>) -> bool {
+    async fn send_all(&mut self, frames: impl Iterator<Item = ByteString>) -> Result<(), End> {
         for f in frames {
-            if !self.send(f).await {
-                return false;
-            }
+            self.send(f).await?;
         }
-        true
+        Ok(())
     }
 }

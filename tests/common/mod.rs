@@ -182,6 +182,14 @@ impl Client {
         self.send(json!({"event": event, "channel": channel, "data": data})).await;
     }
 
+    /// Sends small frames at once instead of letting Nagle's algorithm hold them for an ACK
+    /// (for tests that write many frames in a row).
+    pub fn nodelay(&self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            tcp.set_nodelay(true).expect("TCP_NODELAY");
+        }
+    }
+
     /// Starts the closing handshake from the client side, with code 1000.
     pub async fn close(&mut self) {
         let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
