@@ -313,3 +313,65 @@ async fn message_at_the_size_limit_is_accepted() {
     c.send_text(&text).await;
     c.expect_next("pusher:pong").await;
 }
+
+#[tokio::test]
+async fn cache_channels_replay_the_last_api_event_right_after_success() {
+    let s = TestServer::default().await;
+    let data = r#"{"url":"a\/b","n":2}"#;
+    for channel in ["cache-x", "private-cache-x", "presence-cache-x"] {
+        assert_eq!(s.api().trigger(channel, "moved", r#"{"n":1}"#).await.0, 200);
+        assert_eq!(s.api().trigger(channel, "moved", data).await.0, 200);
+        let mut c = s.connect(KEY).await;
+        if channel.starts_with("presence-") {
+            let channel_data = json!({"user_id": "1"}).to_string();
+            let auth = c.presence_auth(channel, &channel_data);
+            c.send(json!({"event": "pusher:subscribe", "data": {"auth": auth, "channel_data": channel_data, "channel": channel}}))
+                .await;
+            c.expect_next("pusher_internal:subscription_succeeded").await;
+        } else {
+            subscribe_exact(&mut c, channel).await;
+        }
+        let replay = c.expect_next("moved").await;
+        assert_eq!(replay, json!({"event": "moved", "channel": channel, "data": data}), "{channel}");
+        c.expect_quiet().await;
+    }
+}
+
+#[tokio::test]
+async fn client_events_on_cache_channels_are_relayed_but_not_cached() {
+    let s = TestServer::default().await;
+    let (mut a, mut b, mut late) = (s.connect(KEY).await, s.connect(KEY).await, s.connect(KEY).await);
+    subscribe_exact(&mut a, "private-cache-chat").await;
+    a.expect_next("pusher:cache_miss").await;
+    subscribe_exact(&mut b, "private-cache-chat").await;
+    b.expect_next("pusher:cache_miss").await;
+    a.client_event("private-cache-chat", "client-hi", json!({"n": 1})).await;
+    b.expect_next("client-hi").await;
+
+    subscribe_exact(&mut late, "private-cache-chat").await;
+    let miss = late.expect_next("pusher:cache_miss").await;
+    assert_eq!(miss, json!({"event": "pusher:cache_miss", "channel": "private-cache-chat", "data": "{}"}));
+    late.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn fragmented_message_over_the_limit_closes_with_1009() {
+    let mut cfg = config();
+    cfg.websocket.max_message_bytes = 1024;
+    let s = TestServer::start(cfg).await;
+    let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+    raw.send_fragmented_text(&[r#"{"event":"pusher:ping","data":""#, &"x".repeat(600), &"x".repeat(600), r#""}"#])
+        .await;
+    assert_eq!(raw.next_frame().await, Frame::Close(Some(1009)));
+}
+
+#[tokio::test]
+async fn fragmented_message_within_the_limit_is_reassembled() {
+    let mut cfg = config();
+    cfg.websocket.max_message_bytes = 1024;
+    let s = TestServer::start(cfg).await;
+    let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+    raw.send_fragmented_text(&[r#"{"event":"pusher:ping","data":""#, &"x".repeat(400), &"x".repeat(400), r#""}"#])
+        .await;
+    raw.expect_event("pusher:pong").await;
+}

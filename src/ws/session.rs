@@ -92,7 +92,7 @@ pub(super) async fn run(
                     }
                     Some(Ok(AggregatedMessage::Close(reason))) => Some(End::ClientClosed(reason)),
                     None => Some(End::Gone),
-                    Some(Err(ProtocolError::Overflow)) => {
+                    Some(Err(e)) if is_too_big(&e) => {
                         conn.metrics_reject(Rejection::MessageTooBig);
                         Some(End::Ws(CLOSE_MESSAGE_TOO_BIG, "Message too big"))
                     }
@@ -130,6 +130,16 @@ pub(super) async fn run(
     metrics.connections.dec();
     metrics.disconnects.inc();
     close(session, end, &settings).await;
+}
+
+/// Whether the stream refused a message for its size: one frame over the limit, or fragments
+/// adding up to more (actix-ws reports that case only as an I/O error carrying this text).
+fn is_too_big(e: &ProtocolError) -> bool {
+    match e {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(io) => io.to_string() == "Exceeded maximum continuation size",
+        _ => false,
+    }
 }
 
 /// Sends the closing `pusher:error` and close frame, bounded in time.

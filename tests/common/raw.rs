@@ -127,9 +127,21 @@ impl RawClient {
 
     /// Sends a masked text frame, as clients must.
     pub async fn send_text(&mut self, text: &str) {
-        let payload = text.as_bytes();
+        self.send_frame(true, 0x1, text.as_bytes()).await;
+    }
+
+    /// Sends one text message split into `parts` (a text frame, then continuation frames).
+    pub async fn send_fragmented_text(&mut self, parts: &[&str]) {
+        for (i, part) in parts.iter().enumerate() {
+            let opcode = if i == 0 { 0x1 } else { 0x0 };
+            self.send_frame(i + 1 == parts.len(), opcode, part.as_bytes()).await;
+        }
+    }
+
+    /// Sends one masked frame.
+    pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
         let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x81u8];
+        let mut frame = vec![if fin { 0x80 | opcode } else { opcode }];
         match payload.len() {
             n if n < 126 => frame.push(0x80 | n as u8),
             n if n <= usize::from(u16::MAX) => {
