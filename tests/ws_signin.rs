@@ -165,6 +165,13 @@ async fn required_authentication_closes_sockets_that_never_sign_in() {
     signin_exact(&mut signed, r#"{"id":"1"}"#).await;
     let mut anonymous = s.connect(KEY).await;
     anonymous.subscribe("public-news").await;
+    // Refused attempts do not count as authenticating.
+    let bad = format!("{KEY}:{}", "0".repeat(64));
+    anonymous.send(json!({"event": "pusher:subscribe", "data": {"auth": bad, "channel": "private-x"}})).await;
+    anonymous.expect_error(Some(4009)).await;
+    anonymous.expect_next("pusher:subscription_error").await;
+    anonymous.send(json!({"event": "pusher:signin", "data": {"auth": bad, "user_data": r#"{"id":"2"}"#}})).await;
+    anonymous.expect_error(Some(4009)).await;
 
     anonymous.expect_error(Some(4009)).await;
     assert_eq!(anonymous.expect_close().await, Some(4009));
