@@ -1,0 +1,39 @@
+// A TCP pass-through on 127.0.0.1 port 0 standing in for a load balancer in front of
+// several Herald nodes: new connections go to the current target; setTarget() moves new
+// connections elsewhere (existing ones stay where they are).
+
+import net from 'node:net';
+
+export async function startProxy(target) {
+  let current = target;
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(current.port, current.host);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: '127.0.0.1',
+    port: server.address().port,
+    setTarget(t) {
+      current = t;
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
