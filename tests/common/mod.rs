@@ -119,7 +119,7 @@ impl TestServer {
     }
 
     /// Polls `/metrics` until `name` satisfies `cond`, for at most `WAIT`; returns the value.
-    /// A bounded wait for a condition (the server updates metrics after the client saw a close).
+    /// A bounded wait for a condition: the server updates metrics on its own schedule.
     pub async fn wait_metric(&self, name: &str, cond: impl Fn(f64) -> bool) -> f64 {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
