@@ -198,3 +198,13 @@ async fn server_to_user_and_terminate_connections() {
     }
     other.expect_quiet().await;
 }
+
+#[tokio::test]
+async fn user_channels_accept_any_visible_user_id() {
+    let s = TestServer::default().await;
+    let mut c = s.connect(KEY).await;
+    c.signin(r#"{"id":"auth0|abc"}"#).await;
+    c.subscribe("#server-to-user-auth0|abc").await;
+    assert_eq!(s.api().trigger("#server-to-user-auth0|abc", "note", "hi").await.0, 200);
+    assert_eq!(c.expect("note").await["channel"], "#server-to-user-auth0|abc");
+}

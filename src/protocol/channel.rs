@@ -46,8 +46,12 @@ impl ChannelName {
     /// # Errors
     /// [`ProtocolError::BadChannelName`] when the name breaks a rule.
     pub fn parse(name: &str, max_len: usize) -> Result<Self, ProtocolError> {
-        let body = name.strip_prefix(USER_CHANNEL_PREFIX).unwrap_or(name);
-        let ok = !body.is_empty() && name.len() <= max_len && body.bytes().all(is_channel_byte);
+        let ok = name.len() <= max_len
+            && match name.strip_prefix(USER_CHANNEL_PREFIX) {
+                // User ids are the app's own (e.g. `auth0|123`): any visible characters.
+                Some(user) => !user.is_empty() && user.chars().all(|c| !c.is_control() && !c.is_whitespace()),
+                None => !name.is_empty() && name.bytes().all(is_channel_byte),
+            };
         if ok { Ok(Self(name.to_owned())) } else { Err(ProtocolError::BadChannelName) }
     }
 
@@ -163,6 +167,9 @@ mod tests {
     fn user_channel_id() {
         let c = ChannelName::parse("#server-to-user-42", 200).unwrap();
         assert_eq!(c.user_id(), Some("42"));
+        let c = ChannelName::parse("#server-to-user-auth0|abc@x.y", 200).unwrap();
+        assert_eq!(c.user_id(), Some("auth0|abc@x.y"));
+        assert!(ChannelName::parse("#server-to-user-a b", 200).is_err());
         assert_eq!(ChannelName::parse("news", 200).unwrap().user_id(), None);
     }
 }
