@@ -167,7 +167,7 @@ fn close_message(code: ErrorCode) -> &'static str {
         ErrorCode::OverCapacity => "Connection is too slow to keep up; reconnect later",
         ErrorCode::ReconnectImmediately => "Server is restarting; reconnect",
         ErrorCode::PongNotReceived => "Pong reply not received",
-        ErrorCode::Unauthorized => "Connection closed by the application",
+        ErrorCode::Unauthorized => "Connection unauthorized: not signed in in time, or terminated by the application",
         ErrorCode::ClosedAfterInactivity => "Closed after inactivity",
         ErrorCode::TlsOnly
         | ErrorCode::AppNotFound
