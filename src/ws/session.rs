@@ -3,6 +3,8 @@
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Closed, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
+use std::task::Poll;
+
 use tokio::time::{Duration, Instant, sleep_until, timeout};
 
 use super::WsSettings;
@@ -185,11 +187,17 @@ fn close_message(code: ErrorCode) -> &'static str {
 /// Runs one write to the session within `limit`, and gives it up as soon as the socket is asked
 /// to close: a client that stopped reading fills its buffers, the write waits, and meanwhile its
 /// queue overflows and asks for 4100. Without the race that request is never seen.
+///
+/// A write that completes at once (the common case) costs no timer.
 async fn bounded(
     write: impl Future<Output = Result<(), Closed>>,
     closer: &CloseSignal,
     limit: Duration,
 ) -> Result<(), End> {
+    let mut write = std::pin::pin!(write);
+    if let Poll::Ready(done) = futures_util::poll!(write.as_mut()) {
+        return done.map_err(|Closed| End::Gone);
+    }
     tokio::select! {
         biased;
         code = closer.requested() => Err(End::Pusher(code)),
@@ -210,17 +218,25 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     async fn send(&mut self, frame: ByteString) -> Result<(), End> {
-        let len = frame.len() as u64;
-        bounded(self.session.text(frame), self.closer, self.limit).await?;
-        self.metrics.messages_out.inc();
-        self.metrics.bytes_out.inc_by(len);
-        Ok(())
+        self.send_all(std::iter::once(frame)).await
     }
 
+    /// Writes every frame; the counters are bumped once per call, not once per frame, since
+    /// they are shared by every socket of the app.
     async fn send_all(&mut self, frames: impl Iterator<Item = ByteString>) -> Result<(), End> {
+        let (mut count, mut bytes) = (0, 0);
+        let mut result = Ok(());
         for f in frames {
-            self.send(f).await?;
+            let len = f.len() as u64;
+            result = bounded(self.session.text(f), self.closer, self.limit).await;
+            if result.is_err() {
+                break;
+            }
+            count += 1;
+            bytes += len;
         }
-        Ok(())
+        self.metrics.messages_out.inc_by(count);
+        self.metrics.bytes_out.inc_by(bytes);
+        result
     }
 }
