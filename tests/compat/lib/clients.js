@@ -62,7 +62,8 @@ export class Probe {
     this.errors = new Log(`${label} errors`);
     this.states = new Log(`${label} states`);
     this.global = new Log(`${label} global events`);
-    pusher.connection.bind('message', (m) => this.frames.push(m));
+    // pusher-js's decoded frame ({event, channel, data, user_id}); absent keys dropped.
+    pusher.connection.bind('message', (m) => this.frames.push(JSON.parse(JSON.stringify(m))));
     pusher.connection.bind('error', (e) => this.errors.push(e));
     pusher.connection.bind('state_change', (s) => this.states.push(s));
     pusher.bind_global((event, data) => this.global.push({ event, data }));
