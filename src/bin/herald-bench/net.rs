@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,9 +23,14 @@ use crate::{Result, TargetArgs};
 /// A client WebSocket over plain TCP.
 pub(crate) type Ws = WebSocketStream<TcpStream>;
 
-/// Ephemeral ports one source address may use towards one server port. Linux hands out
-/// 32768–60999 by default; the margin leaves room for TIME_WAIT and other traffic.
+/// Connections per source address before spreading over more 127.x addresses: comfortably
+/// below the ~28k ports of [`BIND_PORTS`].
 const PORTS_PER_SOURCE: usize = 20_000;
+
+/// The source ports connections to a loopback target bind in turn. Letting the kernel choose
+/// (port 0, or no bind) fails or costs seconds of CPU per thousand connections once an earlier
+/// run left tens of thousands of sockets in TIME_WAIT; explicit ports with SO_REUSEADDR do not.
+const BIND_PORTS: std::ops::Range<u32> = 32_768..61_000;
 
 /// How long one handshake step (TCP, upgrade, `connection_established`, a subscribe) may take.
 pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -41,8 +47,11 @@ pub(crate) struct Target {
     pub(crate) app_id: String,
     pub(crate) key: String,
     pub(crate) secret: String,
-    /// Source addresses connections rotate over; empty lets the kernel choose.
+    /// Source addresses connections rotate over (loopback targets only); empty lets the
+    /// kernel choose.
     sources: Arc<[IpAddr]>,
+    /// Next explicit source port (see [`BIND_PORTS`]), shared by every connection.
+    next_port: Arc<AtomicU32>,
 }
 
 impl Target {
@@ -54,10 +63,10 @@ impl Target {
             .find(SocketAddr::is_ipv4)
             .ok_or_else(|| format!("{authority} has no IPv4 address"))?;
         let wanted = match args.source_ips {
-            0 => connections.div_ceil(PORTS_PER_SOURCE),
+            0 => connections.div_ceil(PORTS_PER_SOURCE).max(1),
             n => usize::from(n),
         };
-        let sources: Vec<IpAddr> = if addr.ip().is_loopback() && (args.source_ips > 0 || wanted > 1) {
+        let sources: Vec<IpAddr> = if addr.ip().is_loopback() {
             (1..=wanted.min(254)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
         } else {
             if wanted > 1 {
@@ -73,24 +82,48 @@ impl Target {
             key: args.key.clone(),
             secret: args.secret.clone(),
             sources: sources.into(),
+            next_port: Arc::new(AtomicU32::new(rand::random_range(BIND_PORTS))),
         })
     }
 
-    /// How many source addresses connections are spread over (0: kernel's choice).
+    /// How many source addresses connections are spread over (0: the kernel's choice).
     pub(crate) fn source_count(&self) -> usize {
         self.sources.len()
     }
 
     /// Opens a TCP connection; the `n`th connection binds the `n`th source address, round robin.
     pub(crate) async fn tcp(&self, n: usize) -> Result<TcpStream> {
-        let socket = TcpSocket::new_v4()?;
-        if !self.sources.is_empty() {
-            socket.bind(SocketAddr::new(self.sources[n % self.sources.len()], 0))?;
+        let mut clashes = 0;
+        loop {
+            let socket = TcpSocket::new_v4()?;
+            if !self.sources.is_empty() && !self.bind_next(&socket, n) {
+                clashes += 1;
+            } else {
+                match tokio::time::timeout(STEP_TIMEOUT, socket.connect(self.addr)).await {
+                    Err(_) => return Err("tcp timeout".into()),
+                    Ok(Ok(stream)) => {
+                        stream.set_nodelay(true)?;
+                        return Ok(stream);
+                    }
+                    // An explicit port can meet a live 4-tuple: take the next one.
+                    Ok(Err(e)) if !self.sources.is_empty() && is_port_clash(&e) => clashes += 1,
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+            }
+            if clashes >= 64 {
+                return Err("no free source port after 64 tries".into());
+            }
         }
-        let stream =
-            tokio::time::timeout(STEP_TIMEOUT, socket.connect(self.addr)).await.map_err(|_| "tcp timeout")??;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+    }
+
+    /// Binds the `n`th source address and the next port of [`BIND_PORTS`]; false if taken.
+    fn bind_next(&self, socket: &TcpSocket, n: usize) -> bool {
+        let span = BIND_PORTS.end - BIND_PORTS.start;
+        let port = BIND_PORTS.start + self.next_port.fetch_add(1, Ordering::Relaxed) % span;
+        let port = u16::try_from(port).unwrap_or(u16::MAX); // BIND_PORTS lies within u16
+        let ip = self.sources[n % self.sources.len()];
+        // Lets a port whose last socket sits in TIME_WAIT be bound again.
+        socket.set_reuseaddr(true).is_ok() && socket.bind(SocketAddr::new(ip, port)).is_ok()
     }
 
     /// Opens the `n`th WebSocket and waits for `pusher:connection_established`.
@@ -213,6 +246,10 @@ impl Conn {
             }
         }
     }
+}
+
+fn is_port_clash(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable)
 }
 
 /// Raises the soft open-files limit to the hard limit; returns the limit now in force.

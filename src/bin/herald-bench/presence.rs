@@ -30,6 +30,9 @@ pub(crate) struct PresenceArgs {
     /// Bytes of each member's `user_info`.
     #[arg(long, default_value_t = 50)]
     info_bytes: usize,
+    /// Subscribes (and unsubscribes) in flight at once; 1 joins one member after the other.
+    #[arg(long, default_value_t = 100)]
+    join_concurrency: usize,
 }
 
 /// What the orchestrator tells every member task.
@@ -76,6 +79,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
         })
     };
     let gate = Arc::new(Semaphore::new(t.connect_concurrency.max(1)));
+    let join_gate = Arc::new(Semaphore::new(a.join_concurrency.max(1)));
     let members: Vec<_> = (0..c)
         .map(|n| {
             let m = Member {
@@ -88,6 +92,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
                 latency: latency.clone(),
                 errors: errors.clone(),
                 gate: gate.clone(),
+                join_gate: join_gate.clone(),
             };
             tokio::spawn(m.run(phase_rx.clone()))
         })
@@ -124,6 +129,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
     r.param("members", c);
     r.param("channel", a.channel.as_str());
     r.param("info_bytes", a.info_bytes);
+    r.param("join_concurrency", a.join_concurrency);
     r.metric("connected", connected as f64);
     r.metric("joined", joined as f64);
     r.metric("join_secs", join_secs);
@@ -161,6 +167,7 @@ struct Member {
     latency: Arc<Latency>,
     errors: Arc<Errors>,
     gate: Arc<Semaphore>,
+    join_gate: Arc<Semaphore>,
 }
 
 impl Member {
@@ -180,7 +187,7 @@ impl Member {
         let user_id = format!("u{}", self.n);
         let channel_data = json!({ "user_id": user_id, "user_info": { "name": self.info } }).to_string();
         let auth = self.target.presence_auth(&conn.socket_id, &self.channel, &channel_data);
-        let permit = self.gate.acquire().await?;
+        let permit = self.join_gate.acquire().await?;
         let t0 = Instant::now();
         conn.subscribe(&self.channel, &auth, Some(&channel_data)).await?;
         let mut roster = HashSet::new();
@@ -210,7 +217,7 @@ impl Member {
                     self.shared.incomplete.fetch_add(1, Ordering::Relaxed);
                 }
                 if self.leaves() {
-                    let _permit = self.gate.acquire().await?;
+                    let _permit = self.join_gate.acquire().await?;
                     conn.unsubscribe(&self.channel).await?;
                     self.shared.left.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Side-by-side comparison: runs the same herald-bench scenarios against Herald (release build)
+# and soketi 1.6.1 in one run, alternating server by scenario, and prints the ratios.
+#
+# Usage: bash benches/compare.sh [scenario-name-filter…]
+#   DURATION=10   seconds of each measured phase          ROUNDS=1  runs per pair (medians)
+#   CONNECTIONS=10000  size of the connect scenario        OUT=target/compare/<time>  results
+# Only 127.0.0.1 is used. Both servers restart for every scenario and are stopped by PID,
+# also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-1}
+CONNECTIONS=${CONNECTIONS:-10000}
+HERALD_PORT=${HERALD_PORT:-16101}
+SOKETI_PORT=${SOKETI_PORT:-16201}
+# Each server's side ports (metrics, soketi's cluster discovery) sit right above its own.
+HERALD_METRICS_PORT=$((HERALD_PORT + 1))
+SOKETI_METRICS_PORT=$((SOKETI_PORT + 1))
+SOKETI_CLUSTER_PORT=$((SOKETI_PORT + 2))
+OUT=${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}
+SOKETI_DIR=target/soketi
+
+# name | herald-bench arguments
+SCENARIOS=(
+  "fanout-1k-100eps|fanout -c 1000 -k 1 -r 100 -p 2"
+  "fanout-1k-saturate|fanout -c 1000 -k 1 -r 0 -p 4"
+  "connect|connect -c ${CONNECTIONS}"
+  "http-16|http -c 16"
+  "presence-100|presence -c 100"
+  "client-events-100|client-events -p 100 -r 10"
+)
+
+command -v node >/dev/null || { echo "compare.sh needs node and npm (soketi runs on node)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "compare.sh needs python3 (to print the table)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+echo "== building Herald and herald-bench (release)" >&2
+cargo build --release --bin herald --bin herald-bench >&2
+
+if [ ! -f "$SOKETI_DIR/node_modules/@soketi/soketi/bin/server.js" ]; then
+  echo "== installing soketi 1.6.1 into $SOKETI_DIR" >&2
+  mkdir -p "$SOKETI_DIR"
+  # uWebSockets.js is published on GitHub only; this registry package ships the same binaries.
+  cat >"$SOKETI_DIR/package.json" <<'EOF'
+{
+  "name": "herald-bench-soketi",
+  "private": true,
+  "dependencies": { "@soketi/soketi": "1.6.1" },
+  "overrides": { "uWebSockets.js": "npm:@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0" }
+}
+EOF
+  (cd "$SOKETI_DIR" && npm install --ignore-scripts --no-audit --no-fund >&2)
+fi
+
+# soketi: the same app, client events on, limits off, user authentication off, and its
+# cluster discovery (UDP) bound and aimed at 127.0.0.1 only instead of broadcasting.
+cat >"$OUT/soketi.json" <<EOF
+{
+  "host": "127.0.0.1",
+  "port": ${SOKETI_PORT},
+  "metrics.enabled": false,
+  "metrics.host": "127.0.0.1",
+  "metrics.port": ${SOKETI_METRICS_PORT},
+  "cluster.address": "127.0.0.1",
+  "cluster.hostname": "127.0.0.1",
+  "cluster.broadcast": "127.0.0.1",
+  "cluster.unicast": "127.0.0.1",
+  "cluster.port": ${SOKETI_CLUSTER_PORT},
+  "appManager.array.apps": [{
+    "id": "app-id", "key": "app-key", "secret": "app-secret", "enabled": true,
+    "enableClientMessages": true, "enableUserAuthentication": false, "maxConnections": -1,
+    "maxBackendEventsPerSecond": -1, "maxClientEventsPerSecond": -1, "maxReadRequestsPerSecond": -1,
+    "webhooks": []
+  }]
+}
+EOF
+
+HERALD_PID=""
+SOKETI_PID=""
+stop_pid() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$HERALD_PID"
+  stop_pid "$SOKETI_PID"
+}
+trap cleanup EXIT INT TERM
+
+wait_port() {
+  local port=$1 pid=$2
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "server $pid exited during start-up" >&2; return 1; }
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$port" >&2
+  return 1
+}
+
+# A port already taken would send one server's traffic to another (uWS listens with SO_REUSEPORT).
+for port in "$HERALD_PORT" "$HERALD_METRICS_PORT" "$SOKETI_PORT" "$SOKETI_METRICS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "127.0.0.1:$port is already in use; set HERALD_PORT / SOKETI_PORT" >&2
+    exit 1
+  fi
+done
+
+ulimit -n "$(ulimit -Hn)"
+
+# Both servers start fresh for every scenario and round, so memory figures start from a clean
+# process and no scenario inherits another's sockets; the idle one costs next to nothing.
+start_servers() { # log-suffix
+  HERALD_SERVER__HOST=127.0.0.1 HERALD_SERVER__PORT=$HERALD_PORT \
+    HERALD_METRICS__HOST=127.0.0.1 HERALD_METRICS__PORT=$HERALD_METRICS_PORT \
+    HERALD_SHUTDOWN__DRAIN_SECS=0 HERALD_LOG__LEVEL=warn \
+    target/release/herald >"$OUT/herald.$1.log" 2>&1 &
+  HERALD_PID=$!
+  node "$SOKETI_DIR/node_modules/@soketi/soketi/bin/server.js" start --config="$OUT/soketi.json" \
+    >"$OUT/soketi.$1.log" 2>&1 &
+  SOKETI_PID=$!
+  wait_port "$HERALD_PORT" "$HERALD_PID"
+  wait_port "$SOKETI_PORT" "$SOKETI_PID"
+}
+stop_servers() {
+  stop_pid "$HERALD_PID"
+  stop_pid "$SOKETI_PID"
+  HERALD_PID=""
+  SOKETI_PID=""
+}
+
+run() { # server port pid name args…
+  local server=$1 port=$2 pid=$3 name=$4 round=$5
+  shift 5
+  echo "== $name on $server (round $round): herald-bench $*" >&2
+  if target/release/herald-bench --port "$port" --server-pid "$pid" --duration "$DURATION" --progress 5 "$@" \
+    >"$OUT/$name.$server.$round.txt"; then
+    tail -n 1 "$OUT/$name.$server.$round.txt" >"$OUT/$name.$server.$round.json"
+  else
+    echo "   failed: see $OUT/$name.$server.$round.txt" >&2
+  fi
+}
+
+for entry in "${SCENARIOS[@]}"; do
+  name=${entry%%|*}
+  args=${entry#*|}
+  if [ $# -gt 0 ]; then
+    wanted=no
+    for f in "$@"; do [[ $name == *"$f"* ]] && wanted=yes; done
+    [ "$wanted" = yes ] || continue
+  fi
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "== starting Herald on 127.0.0.1:$HERALD_PORT and soketi on 127.0.0.1:$SOKETI_PORT" >&2
+    start_servers "$name.$round"
+    # shellcheck disable=SC2086 # args is a list of words on purpose
+    run herald "$HERALD_PORT" "$HERALD_PID" "$name" "$round" $args
+    # shellcheck disable=SC2086
+    run soketi "$SOKETI_PORT" "$SOKETI_PID" "$name" "$round" $args
+    stop_servers
+  done
+done
+
+python3 - "$OUT" <<'EOF'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+# metric -> True when higher is better
+SHOW = {
+    "fanout": [("deliveries_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
+               ("server_cpu_us_per_delivery", False), ("server_rss_kb", False), ("generator_cpu_pct", False)],
+    "connect": [("connects_per_sec", True), ("errors", False), ("connect_latency_p99_ms", False),
+                ("server_rss_per_conn_bytes", False), ("server_rss_per_conn_end_bytes", False)],
+    "http": [("requests_per_sec", True), ("latency_p50_ms", False), ("latency_p99_ms", False),
+             ("tcp_connections", False), ("server_cpu_us_per_request", False)],
+    "presence": [("join_latency_p50_ms", False), ("join_latency_p99_ms", False), ("member_added", True),
+                 ("incomplete_rosters", False), ("server_cpu_us_per_member_event", False)],
+    "client-events": [("msgs_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
+                      ("server_cpu_us_per_message", False)],
+}
+runs = {}
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    base = os.path.basename(path)
+    if base.count(".") != 3:
+        continue
+    name, server, _round, _ = base.split(".")
+    try:
+        v = json.load(open(path))
+    except ValueError:
+        continue
+    runs.setdefault((name, v["scenario"]), {}).setdefault(server, []).append(v["metrics"])
+def median(ms, key):
+    xs = [m[key] for m in ms if m.get(key) is not None]
+    return statistics.median(xs) if xs else None
+print(f"\nHerald vs soketi 1.6.1 — medians of the rounds; ratio = Herald / soketi; results in {out}")
+print(f"{'scenario':<20} {'metric':<32} {'herald':>12} {'soketi':>12} {'ratio':>8}  better")
+for (name, scenario), by in runs.items():
+    for metric, higher in SHOW.get(scenario, []):
+        h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
+        fmt = lambda x: "-" if x is None else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
+        ratio = (h / s) if (h is not None and s) else None
+        if ratio is None:
+            better = ""
+        else:
+            gain = ratio if higher else (1 / ratio if ratio else float("inf"))
+            better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
+        print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}  {better}")
+EOF
