@@ -67,6 +67,10 @@ export class Probe {
     pusher.connection.bind('error', (e) => this.errors.push(e));
     pusher.connection.bind('state_change', (s) => this.states.push(s));
     pusher.bind_global((event, data) => this.global.push({ event, data }));
+    pusher.connection.bind('connected', () => {
+      const socket = pusher.connection.connection?.transport?.socket;
+      if (socket) sockets.add(socket);
+    });
   }
 
   get socketId() {
@@ -103,6 +107,7 @@ export class Probe {
 }
 
 const opened = new Set();
+const sockets = new Set();
 
 function baseOptions(herald) {
   return {
@@ -169,6 +174,14 @@ export function disconnectAll() {
     }
   }
   opened.clear();
+  // When the server closes with a "refused" code (e.g. 4009 after terminate_connections),
+  // pusher-js calls close() on the already closed faye-websocket, which arms a 30 s timer
+  // that nothing clears and that would keep the test process alive. On a closed socket the
+  // timer does nothing, so clear it.
+  for (const s of sockets) {
+    if (s.readyState === 3 && s._closeTimer) clearTimeout(s._closeTimer);
+  }
+  sockets.clear();
 }
 
 let seq = 0;
