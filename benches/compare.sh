@@ -171,14 +171,15 @@ done
 python3 - "$OUT" <<'EOF'
 import glob, json, os, statistics, sys
 out = sys.argv[1]
-# metric -> True when higher is better
+# metric -> True when higher is better, False when lower is, None when only for context
 SHOW = {
     "fanout": [("deliveries_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
-               ("server_cpu_us_per_delivery", False), ("server_rss_kb", False), ("generator_cpu_pct", False)],
+               ("server_cpu_us_per_delivery", False), ("server_rss_kb", False), ("generator_cpu_pct", None)],
     "connect": [("connects_per_sec", True), ("errors", False), ("connect_latency_p99_ms", False),
-                ("server_rss_per_conn_bytes", False), ("server_rss_per_conn_end_bytes", False)],
+                ("server_rss_per_conn_bytes", False), ("server_rss_per_conn_end_bytes", False),
+                ("generator_cpu_pct", None)],
     "http": [("requests_per_sec", True), ("latency_p50_ms", False), ("latency_p99_ms", False),
-             ("tcp_connections", False), ("server_cpu_us_per_request", False)],
+             ("tcp_connections", False), ("server_cpu_us_per_request", False), ("generator_cpu_pct", None)],
     "presence": [("join_latency_p50_ms", False), ("join_latency_p99_ms", False), ("member_added", True),
                  ("incomplete_rosters", False), ("server_cpu_us_per_member_event", False)],
     "client-events": [("msgs_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
@@ -199,14 +200,17 @@ def median(ms, key):
     xs = [m[key] for m in ms if m.get(key) is not None]
     return statistics.median(xs) if xs else None
 print(f"\nHerald vs soketi 1.6.1 — medians of the rounds; ratio = Herald / soketi; results in {out}")
+print("(CPU figures come from /proc in 10 ms ticks: short phases with little work read as 0)")
 print(f"{'scenario':<20} {'metric':<32} {'herald':>12} {'soketi':>12} {'ratio':>8}  better")
 for (name, scenario), by in runs.items():
     for metric, higher in SHOW.get(scenario, []):
         h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
         fmt = lambda x: "-" if x is None else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
         ratio = (h / s) if (h is not None and s) else None
-        if ratio is None:
+        if ratio is None or higher is None:
             better = ""
+        elif ratio == 0:
+            better = "herald" if not higher else "soketi"
         else:
             gain = ratio if higher else (1 / ratio if ratio else float("inf"))
             better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
