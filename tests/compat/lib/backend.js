@@ -2,7 +2,8 @@
 //  - answers POST /broadcasting/auth and /broadcasting/user-auth exactly as Laravel's
 //    PusherBroadcaster does, through the `pusher` Node SDK (authorizeChannel /
 //    authenticateUser; encrypted channels get `shared_secret` from encryptionMasterKeyBase64);
-//  - knows who is logged in from the `X-Test-User` header (Laravel: the session);
+//  - knows who is logged in from the `X-Test-User` header or `test_user` cookie (Laravel:
+//    the session);
 //  - applies a routes/channels.php-like policy (below);
 //  - serves the browser page and the pusher-js / Echo builds straight from node_modules;
 //  - receives webhooks (POST /webhook) and keeps them for assertions.
@@ -112,7 +113,9 @@ export async function startBackend({ app, herald = null } = {}) {
       return;
     }
     const params = parseParams(req, body);
-    const userId = req.headers['x-test-user'];
+    // Laravel: the session. Node clients send X-Test-User; the browser sends its cookie.
+    const cookie = /(?:^|;\s*)test_user=(\d+)/.exec(String(req.headers.cookie || ''));
+    const userId = req.headers['x-test-user'] ?? cookie?.[1];
     const user = USERS[userId];
     authRequests.push({ path: url.pathname, headers: req.headers, params, user: userId });
     // Laravel: guests get 403 from /broadcasting/auth.
