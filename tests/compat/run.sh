@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Real-client compatibility suite: drives a real Herald binary with pusher-js 8, Laravel
+# Echo 2, the `pusher` Node SDK 5, the Python `pusher` SDK and headless Chromium.
+#
+# Installs what is missing (npm ci into tests/compat/node_modules, a Python venv with
+# tests/compat/requirements.txt, Debian's chromium), builds herald if needed, runs the
+# Node suite, the Python suite and the browser test, and ends with one line:
+#   compat: N passed, M failed
+# Exit status: 0 when nothing failed.
+#
+# Environment: HERALD_BIN (the herald binary; unset: `cargo build --bin herald`),
+# COMPAT_VENV (default .venv-compat), PYTHON (default python3), CHROMIUM_BIN (default
+# /usr/bin/chromium).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root="$(pwd)"
+compat="$root/tests/compat"
+logs="$root/target/compat"
+mkdir -p "$logs"
+
+venv="${COMPAT_VENV:-.venv-compat}"
+python="${PYTHON:-python3}"
+export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+
+step() { printf '\n== %s\n' "$*"; }
+die() {
+  echo "compat: $*" >&2
+  echo "compat: 0 passed, 1 failed"
+  exit 1
+}
+
+# --- Node packages (pinned by package-lock.json) -------------------------------------------
+command -v node >/dev/null 2>&1 || die "node is required (Node 20+)"
+command -v npm >/dev/null 2>&1 || die "npm is required"
+lock_sum="$(sha256sum "$compat/package-lock.json" | cut -d' ' -f1)"
+stamp="$compat/node_modules/.herald-compat-lock.sha256"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$lock_sum" ]; then
+  step "npm ci (tests/compat)"
+  (cd "$compat" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+  echo "$lock_sum" >"$stamp"
+fi
+
+# --- Python SDK in a venv -------------------------------------------------------------------
+if [ ! -x "$venv/bin/python" ]; then
+  step "creating $venv"
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    # Debian without python3-venv has no ensurepip: a bare venv, filled by the system pip.
+    rm -rf "$venv"
+    "$python" -m venv --without-pip "$venv" || die "cannot create $venv"
+  fi
+fi
+if "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  pip=("$venv/bin/python" -m pip)
+else
+  pip=("$python" -m pip --python "$venv/bin/python")
+fi
+req_sum="$(sha256sum tests/compat/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$venv/.compat-requirements.sha256" 2>/dev/null || true)" != "$req_sum" ]; then
+  step "pip install -r tests/compat/requirements.txt into $venv"
+  "${pip[@]}" install --disable-pip-version-check --quiet --requirement tests/compat/requirements.txt ||
+    die "pip install failed"
+  echo "$req_sum" >"$venv/.compat-requirements.sha256"
+fi
+
+# --- Chromium (Debian's; playwright-core downloads no browser) ------------------------------
+if [ ! -x "$CHROMIUM_BIN" ]; then
+  step "apt-get install chromium"
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+      echo "compat: installing chromium failed" >&2
+  else
+    echo "compat: $CHROMIUM_BIN is missing and this is not root: apt-get install chromium" >&2
+  fi
+fi
+
+# --- Herald ---------------------------------------------------------------------------------
+if [ -z "${HERALD_BIN:-}" ]; then
+  step "cargo build --bin herald"
+  cargo build --quiet --bin herald || die "cargo build failed"
+  export HERALD_BIN="$root/target/debug/herald"
+elif [ ! -x "$HERALD_BIN" ]; then
+  die "HERALD_BIN=$HERALD_BIN is not an executable file"
+else
+  HERALD_BIN="$(cd "$(dirname "$HERALD_BIN")" && pwd)/$(basename "$HERALD_BIN")"
+  export HERALD_BIN
+fi
+
+total_passed=0
+total_failed=0
+add_counts() { # name passed failed
+  printf '%s: %s passed, %s failed\n' "$1" "$2" "$3"
+  total_passed=$((total_passed + $2))
+  total_failed=$((total_failed + $3))
+}
+
+# Node's test runner (TAP): "# pass N", "# fail N", "# cancelled N".
+run_node() { # name dir
+  local name="$1" dir="$2" log="$logs/$1.log"
+  step "node --test tests/compat/$dir ($name)"
+  (cd "$compat" && timeout 600 node --test --test-reporter=tap --test-timeout=120000 "$dir/") 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local p f c
+  p=$(grep -E '^# pass [0-9]+' "$log" | tail -n1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$log" | tail -n1 | awk '{print $3}')
+  c=$(grep -E '^# cancelled [0-9]+' "$log" | tail -n1 | awk '{print $3}')
+  p=${p:-0}
+  f=$((${f:-0} + ${c:-0}))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed or timed out without a count
+  add_counts "$name" "$p" "$f"
+}
+
+run_node "compat-node" node
+
+step "pytest tests/compat/python (python SDK)"
+pylog="$logs/compat-python.log"
+PYTHONDONTWRITEBYTECODE=1 timeout 600 "$venv/bin/python" -m pytest tests/compat/python -p no:cacheprovider \
+  -o console_output_style=classic -rfE 2>&1 | tee "$pylog"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$pylog" | tail -n1)
+p=$(grep -Eo '[0-9]+ passed' <<<"$summary" | awk '{print $1}')
+f=$(grep -Eo '[0-9]+ failed' <<<"$summary" | awk '{print $1}')
+e=$(grep -Eo '[0-9]+ errors?' <<<"$summary" | awk '{print $1}')
+p=${p:-0}
+f=$((${f:-0} + ${e:-0}))
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+add_counts "compat-python" "$p" "$f"
+
+if [ -x "$CHROMIUM_BIN" ]; then
+  run_node "compat-browser" browser
+else
+  echo "compat-browser: $CHROMIUM_BIN is missing"
+  add_counts "compat-browser" 0 1
+fi
+
+echo
+echo "compat: ${total_passed} passed, ${total_failed} failed"
+[ "$total_failed" -eq 0 ]
