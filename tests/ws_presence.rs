@@ -284,3 +284,34 @@ async fn rejoining_from_the_same_socket_announces_nothing() {
     unsubscribe(&mut b, ROOM).await;
     expect_member_removed(&mut a, "2").await;
 }
+
+/// Concurrent joins: every member learns every other member exactly once, either from its
+/// snapshot or from a `member_added`, never both (Echo would fire `joining` for someone
+/// already in `here`).
+#[tokio::test]
+async fn concurrent_joins_announce_each_member_exactly_once() {
+    const N: usize = 24;
+    let s = TestServer::default().await;
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(s.connect(KEY).await);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let data = json!({"user_id": i.to_string()}).to_string();
+        let auth = c.presence_auth("presence-race", &data);
+        c.send(json!({"event": "pusher:subscribe", "data": {"auth": auth, "channel_data": data, "channel": "presence-race"}}))
+            .await;
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let snapshot = data(&c.expect("pusher_internal:subscription_succeeded").await);
+        let mut known: std::collections::HashSet<String> =
+            snapshot["presence"]["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        assert!(known.contains(&i.to_string()), "the snapshot includes the subscriber");
+        while known.len() < N {
+            let added = data(&c.expect("pusher_internal:member_added").await);
+            let id = added["user_id"].as_str().unwrap().to_owned();
+            assert!(known.insert(id.clone()), "member {i} got member_added for {id}, already known");
+        }
+        c.expect_quiet().await;
+    }
+}

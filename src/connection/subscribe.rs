@@ -79,7 +79,6 @@ impl Connection {
             return Ok(());
         }
         let user_id: Option<Arc<str>> = member.as_ref().map(|m| m.user_id.as_str().into());
-        let info = member.as_ref().and_then(|m| m.user_info.clone());
         let max = limits.max_presence_members;
         match self.me.ns.join(&name, &self.me.outbound, member, max) {
             Joined::PresenceFull => return Err(SubscribeError::PresenceFull),
@@ -97,8 +96,6 @@ impl Connection {
                 if let (true, Some(uid)) = (member_added, user_id.as_deref()) {
                     self.me.metrics.presence_members.inc();
                     self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
-                    let frame = server_event::member_added(name.as_str(), uid, info.as_deref());
-                    self.publish(&name, frame, true).await;
                 }
                 self.replay_cache(&name, now, replies);
                 self.announce_count(&name, subscription_count).await;
@@ -218,7 +215,6 @@ impl Connection {
         if let Some(uid) = left.member_removed {
             self.me.metrics.presence_members.dec();
             self.webhook(WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
-            self.publish(name, server_event::member_removed(name.as_str(), &uid), true).await;
         }
         if left.vacated {
             self.me.metrics.channels.dec();

@@ -118,6 +118,10 @@ impl Channel {
                     None if full => return Joined::PresenceFull,
                     None => {
                         member_added = true;
+                        // Announced to the others while the lock is held: a concurrent joiner
+                        // either sees this user in its snapshot or gets this event, never both.
+                        let frame = server_event::member_added(name, &m.user_id, m.user_info.as_deref());
+                        inner.push_all(&ByteString::from(frame), None);
                         let entry = Member { info: m.user_info, sockets: 1 };
                         inner.members.insert(m.user_id.clone(), entry);
                     }
@@ -136,8 +140,8 @@ impl Channel {
         }
     }
 
-    /// Removes a socket.
-    pub(super) fn leave(&self, sid: &SocketId) -> Left {
+    /// Removes a socket; when it was its user's last, tells the others (under the lock, as joins do).
+    pub(super) fn leave(&self, name: &str, sid: &SocketId) -> Left {
         let mut inner = self.inner.write();
         let Some(sub) = inner.subscribers.remove(sid) else {
             return Left { subscription_count: inner.subscribers.len(), ..Left::default() };
@@ -149,6 +153,7 @@ impl Channel {
             m.sockets -= 1;
             if m.sockets == 0 {
                 inner.members.remove(&*uid);
+                inner.push_all(&ByteString::from(server_event::member_removed(name, &uid)), None);
                 member_removed = Some(uid);
             }
         }
@@ -163,19 +168,7 @@ impl Channel {
     /// Pushes `frame` to every subscriber but `except`. Returns how many got it and how many
     /// were slow consumers.
     pub fn publish(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
-        let inner = self.inner.read();
-        let mut d = Delivery::default();
-        for (sid, sub) in &inner.subscribers {
-            if except == Some(sid) {
-                continue;
-            }
-            match sub.outbound.push(frame.clone()) {
-                Pushed::Queued => d.delivered += 1,
-                Pushed::SlowConsumer => d.slow_consumers += 1,
-                Pushed::Closed => {}
-            }
-        }
-        d
+        self.inner.read().push_all(frame, except)
     }
 
     /// Rate-limits `subscription_count` announcements to one per `every`.
@@ -230,6 +223,21 @@ impl Channel {
 }
 
 impl Inner {
+    fn push_all(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
+        let mut d = Delivery::default();
+        for (sid, sub) in &self.subscribers {
+            if except == Some(sid) {
+                continue;
+            }
+            match sub.outbound.push(frame.clone()) {
+                Pushed::Queued => d.delivered += 1,
+                Pushed::SlowConsumer => d.slow_consumers += 1,
+                Pushed::Closed => {}
+            }
+        }
+        d
+    }
+
     fn reply(&self, name: &str, presence: bool) -> String {
         if !presence {
             return server_event::subscription_succeeded(name);

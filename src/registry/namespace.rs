@@ -84,7 +84,7 @@ impl Namespace {
         let Entry::Occupied(entry) = self.channels.entry(channel.to_owned()) else {
             return Left::default();
         };
-        let left = entry.get().leave(sid);
+        let left = entry.get().leave(channel, sid);
         if left.vacated {
             entry.remove();
         }
