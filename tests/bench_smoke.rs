@@ -82,9 +82,8 @@ async fn connect_opens_and_holds_every_connection() {
 #[tokio::test]
 async fn presence_members_see_each_other_join_and_leave() {
     let s = TestServer::default().await;
-    // One join at a time: concurrent joins can see a member twice (snapshot and member_added),
-    // which the benchmark reports as `incomplete_rosters` and this smoke test must not trip on.
-    let v = bench(&s, SECRET, &["presence", "-c", "10", "--join-concurrency", "1"]).await;
+    // Concurrent joins: every member must learn every other exactly once (snapshot or member_added).
+    let v = bench(&s, SECRET, &["presence", "-c", "10"]).await;
     assert_eq!(metric(&v, "joined"), 10.0, "{v}");
     assert_eq!(metric(&v, "member_added"), 45.0, "{v}");
     assert_eq!(metric(&v, "incomplete_rosters"), 0.0, "{v}");
