@@ -136,6 +136,10 @@ export async function startBackend({ app, herald = null } = {}) {
     if (own && own[1] !== String(user.id)) return json(res, 403, { message: 'Forbidden' });
     if (/^(private|presence)-forbidden\./.test(channel)) return json(res, 403, { message: 'Forbidden' });
     const signer = /^(private-|presence-)badsig\./.test(channel) ? wrongSdk : sdk;
+    if (channel.startsWith('presence-signedin.')) {
+      // pusher-js >= 7.4: presence membership from the signed-in user (no channel_data).
+      return json(res, 200, sdk.authorizeChannel(socketId, channel));
+    }
     if (channel.startsWith('presence-')) {
       // Laravel: authorizePresenceChannel(channel, socket_id, (string) $user->id, $callbackResult)
       return json(res, 200, signer.authorizeChannel(socketId, channel, { user_id: String(user.id), user_info: user }));

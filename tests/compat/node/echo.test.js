@@ -275,3 +275,14 @@ test('Echo.encryptedPrivate(): end-to-end encrypted round trip (encryptionMaster
   assert.equal(Buffer.from(frame.data.nonce, 'base64').length, 24);
   assert.ok(!JSON.stringify(frame).includes('1234'));
 });
+
+test("broadcaster 'reverb' (Laravel Reverb apps pointed at Herald): same client path", async () => {
+  const { echo, probe } = newEcho(stack.herald, APPS.main, { backend: stack.backend, user: 1, broadcaster: 'reverb' });
+  const name = uniq('reverb.');
+  const got = new Log('reverb');
+  echo.private(name).listen('OrderShipped', (d) => got.push(d));
+  await succeeded(probe, `private-${name}`);
+  await stack.sdk.trigger(`private-${name}`, 'App\\Events\\OrderShipped', { order: { id: 5 } });
+  assert.deepEqual(await got.wait(), { order: { id: 5 } });
+  assert.equal(echo.connectionStatus(), 'connected');
+});

@@ -47,6 +47,29 @@ test('trigger to several channels: each subscriber gets the event once, response
   ]);
 });
 
+test('pusher-http-php request shape: single `channel`, escaped slashes, socket_id', async () => {
+  // Laravel's PHP SDK sends `channel` (a string) when there is one channel, and PHP's
+  // json_encode escapes "/" as "\/" in data; the data must reach clients as sent.
+  const name = `private-${uniq('php.')}`;
+  const ann = client(1, 'ann');
+  const bob = client(2, 'bob');
+  await subscribed(ann, name);
+  await subscribed(bob, name);
+  const data = '{"order":{"id":1,"url":"https:\\/\\/shop.test\\/orders\\/1"}}';
+  const res = await json(
+    stack.sdk.post({
+      path: '/events',
+      body: { name: 'App\\Events\\OrderShipped', data, channel: name, socket_id: ann.probe.socketId },
+    }),
+  );
+  assert.deepEqual(res, {});
+  const frame = await bob.probe.waitFrame('App\\Events\\OrderShipped', name);
+  assert.deepEqual(frame.data, { order: { id: 1, url: 'https://shop.test/orders/1' } });
+  await stack.sdk.trigger(name, 'end', {});
+  await ann.probe.waitFrame('end', name);
+  assert.deepEqual(ann.probe.framesOf('App\\Events\\OrderShipped'), []);
+});
+
 test('batch_events: every event on its channel, in order; info per item', async () => {
   const pub = uniq('batch.');
   const room = `presence-${uniq('batch-room.')}`;
@@ -202,6 +225,35 @@ test('signin(), sendToUser and terminate_connections', async () => {
   }
   assert.deepEqual(await json(stack.sdk.get({ path: `/channels/${room}/users` })), { users: [{ id: '1' }] });
   assert.deepEqual(ann1.probe.states.items.map((s) => s.current), ['connected', 'disconnected']);
+});
+
+test('presence through user authentication (pusher-js >= 7.4, no channel_data)', async () => {
+  const room = `presence-signedin.${uniq('r')}`;
+  const ann = client(1, 'ann');
+  const bob = client(2, 'bob');
+  for (const c of [ann, bob]) {
+    c.pusher.signin();
+    await c.probe.waitFrame('pusher:signin_success');
+  }
+  await subscribed(ann, room);
+  const [ok] = ann.probe.framesOf('pusher_internal:subscription_succeeded', room);
+  assert.deepEqual(ok.data, { presence: { ids: ['1'], hash: { 1: { name: 'Ann' } }, count: 1 } });
+  await subscribed(bob, room);
+  const added = await ann.probe.waitFrame('pusher_internal:member_added', room);
+  assert.deepEqual(added.data, { user_id: '2', user_info: { name: 'Bob' } });
+  assert.equal(ann.pusher.channel(room).members.count, 2);
+  assert.deepEqual(ann.pusher.channel(room).members.get('2'), { id: '2', info: { name: 'Bob' } });
+  // A socket that is not signed in cannot use such an auth: pusher-js itself refuses it
+  // (AuthError) and never subscribes; the roster stays Ann and Bob.
+  const guest = client(3, 'cy, not signed in');
+  const errors = new Log('cy subscription errors');
+  guest.pusher.subscribe(room).bind('pusher:subscription_error', (e) => errors.push(e));
+  assert.equal((await errors.wait()).type, 'AuthError');
+  await guest.probe.roundTrip();
+  assert.deepEqual(guest.probe.framesOf('pusher_internal:subscription_succeeded', room), []);
+  assert.deepEqual(await json(stack.sdk.get({ path: `/channels/${room}/users` })), {
+    users: [{ id: '1' }, { id: '2' }],
+  });
 });
 
 test('cache channels: pusher:cache_miss, then the last event replayed to new subscribers', async () => {
