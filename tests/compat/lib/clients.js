@@ -26,7 +26,7 @@ export class Log {
   }
 
   /** Resolves with the first item (already seen or future) matching pred. */
-  wait(pred = () => true, timeoutMs = 5000, what = 'a matching item') {
+  wait(pred = () => true, timeoutMs = 10000, what = 'a matching item') {
     const found = this.items.find(pred);
     if (found !== undefined) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
@@ -47,7 +47,7 @@ export class Log {
   }
 
   /** Resolves with the first n items matching pred, once there are n. */
-  async waitCount(n, pred = () => true, timeoutMs = 5000, what = `${n} matching items`) {
+  async waitCount(n, pred = () => true, timeoutMs = 10000, what = `${n} matching items`) {
     const enough = () => this.items.filter(pred).length >= n;
     await this.wait(enough, timeoutMs, what);
     return this.items.filter(pred).slice(0, n);
@@ -77,7 +77,7 @@ export class Probe {
     return this.pusher.connection.socket_id;
   }
 
-  connected(timeoutMs = 5000) {
+  connected(timeoutMs = 10000) {
     if (this.pusher.connection.state === 'connected') return Promise.resolve();
     return this.states.wait((s) => s.current === 'connected', timeoutMs, 'state connected');
   }
@@ -87,7 +87,7 @@ export class Probe {
     return this.frames.filter((f) => f.event === event && (channel === undefined || f.channel === channel));
   }
 
-  waitFrame(event, channel, timeoutMs = 5000, pred = () => true) {
+  waitFrame(event, channel, timeoutMs = 10000, pred = () => true) {
     return this.frames.wait(
       (f) => f.event === event && (channel === undefined || f.channel === channel) && pred(f),
       timeoutMs,
@@ -99,7 +99,7 @@ export class Probe {
    * Sends `pusher:ping` and waits for `pusher:pong`: Herald handles a socket's frames in
    * order, so everything this client sent before has been processed when the pong arrives.
    */
-  async roundTrip(timeoutMs = 5000) {
+  async roundTrip(timeoutMs = 10000) {
     const before = this.framesOf('pusher:pong').length;
     this.pusher.connection.send_event('pusher:ping', {});
     await this.frames.wait(() => this.framesOf('pusher:pong').length > before, timeoutMs, 'pusher:pong');
@@ -196,7 +196,7 @@ export function uniq(prefix = 'c') {
  * socket's frames in order, so anything queued for that socket before the marker has
  * arrived by then: use it to assert that something was NOT delivered.
  */
-export async function marker(sdk, channel, probes, timeoutMs = 5000) {
+export async function marker(sdk, channel, probes, timeoutMs = 10000) {
   const data = { marker: uniq('m') };
   await sdk.trigger(channel, 'compat-marker', data);
   for (const probe of [probes].flat()) {
@@ -205,7 +205,7 @@ export async function marker(sdk, channel, probes, timeoutMs = 5000) {
 }
 
 /** Resolves with the value the callback gets first (Echo-style callbacks). */
-export function once(register, timeoutMs = 5000, what = 'callback') {
+export function once(register, timeoutMs = 10000, what = 'callback') {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
     register((...args) => {

@@ -8,6 +8,7 @@ import { startBackend, sdkFor } from '../lib/backend.js';
 import { newPusher, newEcho, disconnectAll, uniq } from '../lib/clients.js';
 import { startStack } from '../lib/stack.js';
 import { startProxy } from '../lib/proxy.js';
+import { rawConnect } from '../lib/rawws.js';
 
 const cleanups = [];
 after(async () => {
@@ -106,8 +107,8 @@ test('reconnects after Herald closes with 4200 (drain), resubscribes with fresh 
 });
 
 test('a receive-only client on a busy channel stays connected past the activity timeout', async () => {
-  // Herald pings after 1 s of inbound silence and closes (4201) 1 s after an unanswered ping.
-  const stack = await startStack({ options: () => ({ websocket: { activity_timeout_secs: 1, pong_timeout_secs: 1 } }) });
+  // Herald pings after 1 s of inbound silence and closes (4201) 2 s after an unanswered ping.
+  const stack = await startStack({ options: () => ({ websocket: { activity_timeout_secs: 1, pong_timeout_secs: 2 } }) });
   cleanups.push(() => stack.stop());
   const { pusher, probe } = newPusher(stack.herald, APPS.main);
   await probe.connected();
@@ -127,13 +128,17 @@ test('a receive-only client on a busy channel stays connected past the activity 
   pusher.subscribe(name);
   await probe.waitFrame('pusher_internal:subscription_succeeded', name);
 
-  // 30 events, one every 200 ms: 6 s, i.e. three times activity + pong timeout.
-  const total = 30;
+  // Control: a peer that never answers Herald's pings is closed with 4201 meanwhile, so the
+  // timeouts are live while the pusher-js client below stays connected.
+  const dead = await rawConnect(stack.herald.host, stack.herald.port, `/app/${APPS.main.key}?protocol=7&client=js&version=8.6.0&flash=false`);
+
+  // 40 events, one every 200 ms: 8 s, well past activity + pong timeout (3 s).
+  const total = 40;
   for (let i = 0; i < total; i++) {
     await stack.sdk.trigger(name, 'tick', { i });
     await new Promise((r) => setTimeout(r, 200));
   }
-  const ticks = await probe.frames.waitCount(total, (f) => f.event === 'tick', 5000);
+  const ticks = await probe.frames.waitCount(total, (f) => f.event === 'tick', 10000);
   assert.deepEqual(
     ticks.map((f) => f.data.i),
     [...Array(total).keys()],
@@ -150,4 +155,12 @@ test('a receive-only client on a busy channel stays connected past the activity 
     ['pusher:subscribe'],
     'the client sent nothing but its subscription',
   );
+  const end = await dead.closed;
+  assert.equal(end.code, 4201);
+  assert.ok(end.frames.some((f) => f.type === 'ping'), 'Herald pinged the silent peer');
+  assert.deepEqual(
+    end.frames.filter((f) => f.type === 'text').map((f) => f.data.event),
+    ['pusher:connection_established', 'pusher:error'],
+  );
+  assert.equal(end.frames.find((f) => f.data?.event === 'pusher:error').data.data.code, 4201);
 });

@@ -141,7 +141,7 @@ test('client event larger than max_event_data_bytes: pusher:error 4301', async (
 
 async function refusedAtConnect(app, code, message) {
   const { pusher, probe } = newPusher(stack.herald, app);
-  const err = await probe.errors.wait((e) => e.error?.data?.code === code || e.data?.code === code, 5000, `error ${code}`);
+  const err = await probe.errors.wait((e) => e.error?.data?.code === code || e.data?.code === code, 10000, `error ${code}`);
   await probe.states.wait((s) => s.current === 'disconnected');
   // pusher-js got the handshake error and gave up ("refused"): no reconnect.
   assert.deepEqual(err, { type: 'WebSocketError', error: { type: 'PusherError', data: { code, message } } });

@@ -211,7 +211,7 @@ test('signin(), sendToUser and terminate_connections', async () => {
   assert.deepEqual(await json(stack.sdk.terminateUserConnections('1')), {});
   for (const c of [ann1, ann2]) {
     // pusher:error 4009, then close 4009 (pusher-js: "refused", no reconnect).
-    const frame = await c.probe.waitFrame('pusher:error', undefined, 5000, (f) => f.data?.code === 4009);
+    const frame = await c.probe.waitFrame('pusher:error', undefined, 10000, (f) => f.data?.code === 4009);
     assert.equal(typeof frame.data.message, 'string');
     assert.ok(frame.data.message.length > 0);
     await c.probe.states.wait((s) => s.current === 'disconnected');
