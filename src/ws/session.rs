@@ -60,7 +60,8 @@ pub(super) async fn run(
     let beat = sleep_until(first_beat);
     tokio::pin!(beat);
     let mut replies = Vec::new();
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Grows on first use: idle sockets should not carry a write batch.
+    let mut batch = Vec::new();
 
     while end.is_none() {
         tokio::select! {
@@ -73,7 +74,9 @@ pub(super) async fn run(
                         hb.seen(now);
                         metrics.messages_in.inc();
                         metrics.bytes_in.inc_by(text.len() as u64);
-                        if conn.handle_text(&text, now, &mut replies).await == After::Authorized {
+                        // Boxed: the protocol handling is large and only lives while a frame is
+                        // handled, so it should not sit in every idle socket's task.
+                        if Box::pin(conn.handle_text(&text, now, &mut replies)).await == After::Authorized {
                             hb.authorized();
                         }
                         writer.send_all(replies.drain(..).map(ByteString::from)).await.err()
