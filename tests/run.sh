@@ -31,4 +31,14 @@ helm_passed=$( { grep -Eo '[0-9]+ passed' /tmp/herald-helm-test.log || true; } |
 helm_failed=$( { grep -Eo '[0-9]+ failed' /tmp/herald-helm-test.log || true; } | tail -n1 | awk '{print $1+0}')
 echo
 echo "helm: ${helm_passed:-0} passed, ${helm_failed:-0} failed"
-echo "total: $((passed + ${helm_passed:-0})) passed, $((failed + ${helm_failed:-0})) failed"
+
+step "compatibility: pusher-js, Laravel Echo, pusher SDKs (Node, Python), Chromium (tests/compat)"
+compat_rc=0
+HERALD_BIN=target/debug/herald bash tests/compat/run.sh 2>&1 | tee /tmp/herald-compat-test.log || compat_rc=$?
+compat_line=$( { grep -E '^compat: [0-9]+ passed, [0-9]+ failed$' /tmp/herald-compat-test.log || true; } | tail -n1)
+compat_passed=$(awk '{print $2+0}' <<<"${compat_line:-compat: 0 passed, 0 failed}")
+compat_failed=$(awk '{print $4+0}' <<<"${compat_line:-compat: 0 passed, 0 failed}")
+if [ "$compat_rc" -ne 0 ] && [ "$compat_failed" -eq 0 ]; then compat_failed=1; fi
+echo
+echo "total: $((passed + ${helm_passed:-0} + compat_passed)) passed, $((failed + ${helm_failed:-0} + compat_failed)) failed"
+[ "$compat_rc" -eq 0 ]
