@@ -59,6 +59,9 @@ pub(super) async fn run(
     // every frame would cost a timer-wheel update per message.
     let beat = sleep_until(first_beat);
     tokio::pin!(beat);
+    // Likewise one close waiter for the socket's life, not a fresh one per wake-up.
+    let close_requested = closer.requested();
+    tokio::pin!(close_requested);
     let mut replies = Vec::new();
     // Grows on first use: idle sockets should not carry a write batch.
     let mut batch = Vec::new();
@@ -66,7 +69,7 @@ pub(super) async fn run(
     while end.is_none() {
         tokio::select! {
             biased;
-            code = closer.requested() => end = Some(End::Pusher(code)),
+            code = &mut close_requested => end = Some(End::Pusher(code)),
             msg = stream.recv() => {
                 let now = Instant::now();
                 end = match msg {
