@@ -76,7 +76,7 @@ impl Outbound {
         let first =
             self.shared.close_code.compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Relaxed).is_ok();
         if first {
-            self.shared.close_requested.notify_one();
+            self.shared.close_requested.notify_waiters();
         }
     }
 }
@@ -116,9 +116,12 @@ pub struct CloseSignal {
 
 impl CloseSignal {
     /// Completes when someone asked this socket to close, with the code they asked for.
+    /// Any number of waiters may wait at once (the session loop and a blocked write).
     pub async fn requested(&self) -> ErrorCode {
         loop {
-            let notified = self.shared.close_requested.notified();
+            let mut notified = std::pin::pin!(self.shared.close_requested.notified());
+            // Registered before the flag is checked, so a request in between is not missed.
+            notified.as_mut().enable();
             if let Some(code) = ErrorCode::from_code(self.shared.close_code.load(Ordering::Acquire)) {
                 return code;
             }
@@ -142,5 +145,18 @@ mod tests {
         tx.close(ErrorCode::ReconnectImmediately);
         assert_eq!(rx.close_requested().await, ErrorCode::OverCapacity, "first request wins");
         assert_eq!(rx.recv().await.as_deref(), Some("a"));
+    }
+
+    #[tokio::test]
+    async fn every_waiter_sees_the_close_request() {
+        let (tx, rx) = outbound(SocketId::from_parts(1, 2), 2);
+        let (a, b) = (rx.close_signal(), rx.close_signal());
+        let (wa, wb) = (a.requested(), b.requested());
+        tokio::pin!(wa, wb);
+        assert!(futures_util::poll!(wa.as_mut()).is_pending());
+        assert!(futures_util::poll!(wb.as_mut()).is_pending());
+        tx.close(ErrorCode::Unauthorized);
+        assert_eq!(wa.await, ErrorCode::Unauthorized);
+        assert_eq!(wb.await, ErrorCode::Unauthorized);
     }
 }
