@@ -156,7 +156,8 @@ mod tests {
         assert!(futures_util::poll!(wa.as_mut()).is_pending());
         assert!(futures_util::poll!(wb.as_mut()).is_pending());
         tx.close(ErrorCode::Unauthorized);
-        assert_eq!(wa.await, ErrorCode::Unauthorized);
-        assert_eq!(wb.await, ErrorCode::Unauthorized);
+        let wait = std::time::Duration::from_secs(5);
+        assert_eq!(tokio::time::timeout(wait, wa).await, Ok(ErrorCode::Unauthorized));
+        assert_eq!(tokio::time::timeout(wait, wb).await, Ok(ErrorCode::Unauthorized));
     }
 }
