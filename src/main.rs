@@ -62,6 +62,7 @@ fn serve(file: Option<&std::path::Path>) -> ExitCode {
     };
     init_tracing(&cfg);
     warn_development(&cfg);
+    raise_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,6 +85,14 @@ fn init_tracing(cfg: &Config) {
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// Every socket is a file descriptor: lift the soft limit (often 1024) to the hard limit.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
     }
 }
 
