@@ -47,6 +47,7 @@ async fn silent_client_that_answers_pings_is_kept() {
         let msg = tokio::time::timeout(WAIT, c.ws.next()).await.expect("a ping in time").expect("open").unwrap();
         match msg {
             Message::Ping(_) => pings += 1,
+            Message::Text(t) if serde_json::from_str::<Value>(&t).unwrap()["event"] == "pusher:ping" => {}
             other => panic!("only pings expected while silent, got {other:?}"),
         }
     }
@@ -59,6 +60,10 @@ async fn client_that_never_answers_the_ping_is_closed_with_4201() {
     let mut raw = s.connect_tcp(KEY, "protocol=7").await;
     let started = Instant::now();
     assert!(matches!(raw.next_frame().await, Frame::Ping(_)), "the server probes a silent client first");
+    match raw.next_frame().await {
+        Frame::Text(t) => assert_eq!(t, r#"{"event":"pusher:ping","data":"{}"}"#),
+        other => panic!("expected a pusher:ping after the WebSocket ping, got {other:?}"),
+    }
     let error = match raw.next_frame().await {
         Frame::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
         other => panic!("expected the pusher:error before the close, got {other:?}"),
@@ -93,4 +98,23 @@ async fn receive_only_client_on_a_busy_channel_is_never_dropped() {
     let mut sender = send.await.unwrap();
     receiver.expect_quiet().await;
     sender.expect_quiet().await;
+}
+
+/// SDKs without WebSocket-level pings answer the protocol's `pusher:ping` with `pusher:pong`.
+#[tokio::test]
+async fn client_answering_pusher_ping_with_pusher_pong_is_kept() {
+    let s = TestServer::start(fast_heartbeat()).await;
+    let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+    let mut answered = 0;
+    while answered < 3 {
+        match raw.next_frame().await {
+            Frame::Ping(_) => {}
+            Frame::Text(t) => {
+                assert_eq!(serde_json::from_str::<Value>(&t).unwrap()["event"], "pusher:ping", "{t}");
+                raw.send(json!({"event": "pusher:pong", "data": {}})).await;
+                answered += 1;
+            }
+            other => panic!("the socket must stay open, got {other:?}"),
+        }
+    }
 }

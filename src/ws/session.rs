@@ -121,7 +121,12 @@ pub(super) async fn run(
                     Beat::Wait(t) => beat.as_mut().reset(t),
                     Beat::Ping(t) => {
                         beat.as_mut().reset(t);
-                        end = bounded(writer.session.ping(b""), &closer, settings.pong_timeout).await.err();
+                        // A WebSocket ping (browsers answer it themselves) and a `pusher:ping`
+                        // (for SDKs that only speak the protocol-level ping): either answer counts.
+                        end = match bounded(writer.session.ping(b""), &closer, settings.pong_timeout).await {
+                            Ok(()) => writer.send(server_event::ping().into()).await.err(),
+                            Err(e) => Some(e),
+                        };
                     }
                     Beat::PongTimeout => end = Some(End::Pusher(ErrorCode::PongNotReceived)),
                     Beat::Unauthorized => end = Some(End::Pusher(ErrorCode::Unauthorized)),

@@ -219,7 +219,8 @@ impl Client {
         }
     }
 
-    /// The next text frame or the close, within `WAIT`. Pings are answered by tungstenite.
+    /// The next text frame or the close, within `WAIT`. WebSocket pings are answered by
+    /// tungstenite, `pusher:ping` events here.
     pub async fn next(&mut self) -> Next {
         self.next_within(WAIT).await.expect("a frame in time")
     }
@@ -232,7 +233,15 @@ impl Client {
                 Ok(m) => m,
             };
             match msg {
-                Some(Ok(Message::Text(t))) => return Some(Next::Event(serde_json::from_str(&t).expect("json frame"))),
+                Some(Ok(Message::Text(t))) => {
+                    let ev: Value = serde_json::from_str(&t).expect("json frame");
+                    // Like pusher-js: answer the server's protocol-level ping and move on.
+                    if ev["event"] == "pusher:ping" {
+                        self.send(json!({"event": "pusher:pong", "data": {}})).await;
+                        continue;
+                    }
+                    return Some(Next::Event(ev));
+                }
                 Some(Ok(Message::Close(f))) => return Some(Next::Closed(f.map(|f: CloseFrame| u16::from(f.code)))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Some(Next::Closed(None)),
