@@ -25,6 +25,12 @@ pub enum AdapterError {
 /// Contract: frames are pre-encoded once by the caller and delivered byte-for-byte; delivery to
 /// local sockets takes the same path on every driver, so per-channel order is the publish order
 /// of one publisher. Queries answer for the whole cluster.
+///
+/// Presence `member_added`/`member_removed` are not published through here: the registry pushes
+/// them to this node's subscribers under the channel lock, so that a concurrent joiner sees a
+/// member either in its snapshot or as an event, never both. A cluster driver must forward them
+/// (and decide "first socket of the user" cluster-wide) itself; the cache-channel store is also
+/// node-local today and would move behind this seam with it.
 #[async_trait::async_trait]
 pub trait Adapter: Send + Sync {
     /// Delivers `frame` to every subscriber of `channel`, except the socket `except`.
