@@ -6,6 +6,10 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n== %s\n' "$*"; }
 
+if command -v rustup >/dev/null 2>&1; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
 step "protocol/ stays pure"
 if grep -rnE '\b(tokio|actix|actix_web|actix_ws|dashmap|redis|reqwest)::' src/protocol; then
   echo "src/protocol must not use IO/runtime crates" >&2
