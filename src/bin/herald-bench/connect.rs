@@ -62,15 +62,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &ConnectArgs) -> Result<Report> {
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let t0 = Instant::now();
-            let conn = async {
-                let mut conn = target.connect(n).await?;
-                if !channel.is_empty() {
-                    conn.subscribe(&channel, "", None).await?;
-                    conn.expect("pusher_internal:subscription_succeeded", Some(&channel)).await?;
-                }
-                Result::Ok(conn)
-            }
-            .await;
+            let conn = target.connect_subscribed(n, &channel).await;
             drop(permit);
             let mut conn = match conn {
                 Ok(c) => c,

@@ -147,6 +147,17 @@ impl Target {
         Ok(conn)
     }
 
+    /// Opens the `n`th WebSocket and, unless `channel` is empty, subscribes it to that public
+    /// channel and waits for `subscription_succeeded`.
+    pub(crate) async fn connect_subscribed(&self, n: usize, channel: &str) -> Result<Conn> {
+        let mut conn = self.connect(n).await?;
+        if !channel.is_empty() {
+            conn.subscribe(channel, "", None).await?;
+            conn.expect("pusher_internal:subscription_succeeded", Some(channel)).await?;
+        }
+        Ok(conn)
+    }
+
     /// The `auth` a private channel subscription of `socket_id` needs, signed locally.
     pub(crate) fn private_auth(&self, socket_id: &str, channel: &str) -> String {
         signature::auth_token(&self.key, &self.secret, &signature::channel_string(socket_id, channel))
