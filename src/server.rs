@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::dev::ServerHandle;
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
@@ -80,6 +82,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
             max_message_bytes: ws.max_message_bytes,
             outbound_queue_frames: ws.outbound_queue_frames,
             require_protocol_param: ws.require_protocol_param,
+            path_prefix: config.server.path_prefix.clone(),
         },
     };
     let api_deps = ApiDeps {
@@ -125,32 +128,57 @@ fn cors(origins: &[String]) -> Cors {
     origins.iter().fold(cors, |c, o| c.allowed_origin(o))
 }
 
+/// Pending connections the kernel queues before Herald accepts them: reconnect storms after a
+/// deploy arrive all at once.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// The WebSocket + REST listener. Built from actix-server and actix-http directly (rather than
+/// `HttpServer`) to register the upgrade service: upgraded sockets leave the HTTP dispatcher.
 fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Result<(ServerHandle, SocketAddr)> {
     let prefix = config.server.path_prefix.clone();
     let origins = config.http_api.cors_allowed_origins.clone();
-    let mut server = HttpServer::new(move || {
-        let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
-        let cors_on = !origins.is_empty();
-        App::new().service(
-            web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
-                web::scope("")
-                    .wrap(Condition::new(cors_on, cors(&origins)))
-                    .configure(|c| http_api::configure(c, api_deps)),
-            ),
-        )
-    })
-    .disable_signals()
-    .client_request_timeout(std::time::Duration::from_secs(config.server.request_timeout_secs))
-    .shutdown_timeout(5);
+    let request_timeout = std::time::Duration::from_secs(config.server.request_timeout_secs);
+    let listener = bind(&config.server.host, config.server.port)?;
+    let addr = listener.local_addr()?;
+    let mut builder = actix_server::Server::build().disable_signals().shutdown_timeout(5);
     if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
+        builder = builder.workers(config.server.workers);
     }
-    let server = server.bind((config.server.host.as_str(), config.server.port))?;
-    let addr = first_addr(&server.addrs())?;
-    let server = server.run();
+    let server = builder
+        .listen("herald", listener, move || {
+            let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
+            let cors_on = !origins.is_empty();
+            let upgrade = ws::upgrade_service(ws_deps.clone());
+            let app = App::new().service(
+                web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
+                    web::scope("")
+                        .wrap(Condition::new(cors_on, cors(&origins)))
+                        .configure(|c| http_api::configure(c, api_deps)),
+                ),
+            );
+            HttpService::build()
+                .client_request_timeout(request_timeout)
+                .local_addr(addr)
+                .upgrade(upgrade)
+                .finish(map_config(app, |()| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     let handle = server.handle();
     tokio::spawn(server);
     Ok((handle, addr))
+}
+
+/// Binds a listening TCP socket (address reuse on, so a restart can bind at once).
+fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("{host} resolves to no address")))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn metrics_listener(config: &Config, m: Metrics, health: Health) -> io::Result<(ServerHandle, SocketAddr)> {

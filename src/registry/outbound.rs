@@ -87,6 +87,11 @@ impl OutboundRx {
         self.rx.recv().await
     }
 
+    /// Whether no frame is queued right now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Moves up to `max` already-queued frames into `buf` without waiting.
     pub fn drain_ready(&mut self, buf: &mut Vec<ByteString>, max: usize) {
         while buf.len() < max {

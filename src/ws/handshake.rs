@@ -1,10 +1,24 @@
-//! The `/app/{key}` upgrade: draining, app key, enabled, protocol version, quota.
-//! Must not run the socket: an accepted socket is handed to `session::run`.
+//! The `/app/{key}` upgrade: path, draining, handshake headers, app key, enabled, protocol
+//! version, quota. Must not run the socket: an accepted socket is handed to `session::run`.
+//!
+//! actix-http hands every `Upgrade: websocket` request here with its connection (`Framed`), so
+//! the socket is served without the HTTP dispatcher and its fixed read and write buffers.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Session};
+use std::rc::Rc;
+
+use actix_codec::Framed;
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::h1::{Codec, Message};
+use actix_http::{ConnectionType, Method, Request, Response, StatusCode, ws};
+use bytes::Bytes;
+use bytestring::ByteString;
+use futures_util::SinkExt;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tracing::Instrument;
 
+use super::frame::Control;
+use super::socket::{self, Reader};
 use super::{WsDeps, session};
 use crate::apps::App;
 use crate::connection::Connection;
@@ -75,54 +89,133 @@ async fn find_app(deps: &WsDeps, key: &str, query: &str) -> Result<std::sync::Ar
     Ok(app)
 }
 
-/// `GET /app/{key}`: refuses with a Pusher code, or upgrades and spawns the session.
-pub(super) async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    key: web::Path<String>,
-    deps: web::Data<WsDeps>,
-) -> actix_web::Result<HttpResponse> {
+/// The key in `{prefix}/app/{key}`, if `path` is the socket endpoint.
+fn app_key<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let key = path.strip_prefix(prefix)?.strip_prefix("/app/")?;
+    (!key.is_empty() && !key.contains('/')).then_some(key)
+}
+
+/// Serves one upgrade request: answers it over HTTP, or upgrades and spawns the session.
+///
+/// # Errors
+/// Writing the HTTP response failed (the client went away).
+pub(super) async fn upgrade(
+    deps: Rc<WsDeps>,
+    req: Request,
+    mut framed: Framed<TcpStream, Codec>,
+) -> std::io::Result<()> {
+    let head = req.head();
+    let Some(key) = app_key(head.uri.path(), &deps.settings.path_prefix) else {
+        return respond(framed, Response::with_body(StatusCode::NOT_FOUND, Bytes::from_static(b"Not Found"))).await;
+    };
+    if head.method != Method::GET {
+        let res = Response::with_body(StatusCode::METHOD_NOT_ALLOWED, Bytes::from_static(b"Method Not Allowed"));
+        return respond(framed, res).await;
+    }
     if deps.health.is_draining() {
         deps.conn.metrics.reject(Rejection::Draining);
-        return Ok(HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "draining"})));
+        return respond(framed, draining_response()).await;
     }
-    let found = find_app(&deps, &key, req.query_string()).await;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let accept = match ws::handshake(head) {
+        Ok(mut accept) => accept.finish().drop_body(),
+        Err(e) => return respond(framed, Response::from(e)).await,
+    };
+    let found = find_app(&deps, key, head.uri.query().unwrap_or("")).await;
+    framed.send(Message::Item((accept, BodySize::None))).await?;
+    let parts = framed.into_parts();
+    let io = parts.io;
+    forget_dispatcher_wakers(&io);
+    // Pusher frames are small and latency matters more than packet count.
+    let _ = io.set_nodelay(true);
+    let reader = Reader::new(parts.read_buf, deps.settings.max_message_bytes);
     let app = match found {
         Ok(app) => app,
         Err(refusal) => {
-            actix_web::rt::spawn(refuse(session, &refusal, &deps));
-            return Ok(response);
+            actix_web::rt::spawn(refuse(io, &refusal, &deps));
+            return Ok(());
         }
     };
     let sid = SocketId::from_parts(rand::random::<u32>().into(), rand::random::<u32>().into());
     let (tx, rx) = outbound(sid, deps.settings.outbound_queue_frames);
     let ns = deps.conn.registry.namespace(&app.id);
     if !ns.add_socket(&tx, app.max_connections) {
-        actix_web::rt::spawn(refuse(session, &Refusal::OverQuota, &deps));
-        return Ok(response);
+        actix_web::rt::spawn(refuse(io, &Refusal::OverQuota, &deps));
+        return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
-    actix_web::rt::spawn(session::run(conn, session, stream, rx, deps.settings.clone()));
-    Ok(response)
+
+    let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
+    let session = session::run(conn, io, reader, rx, &deps.settings).instrument(span);
+    actix_web::rt::spawn(session);
+    Ok(())
 }
 
-/// Sends the refusal as `pusher:error` and closes with the same code.
-fn refuse(mut session: Session, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
+/// Replaces the HTTP dispatcher's wakers that the stream still holds with no-op ones.
+///
+/// The dispatcher polled the stream through `AsyncRead`, which parks its task's waker in the
+/// stream until the next readiness event; the session waits through `readable()` instead. An idle
+/// socket may see no event for hours, and a parked waker keeps the finished dispatcher task
+/// (about 3.5 KB) allocated all that time.
+fn forget_dispatcher_wakers(io: &TcpStream) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = io.poll_read_ready(&mut cx);
+    let _ = io.poll_write_ready(&mut cx);
+}
+
+/// The answer to an upgrade while the node drains: 503, so a load balancer tries another node.
+pub(super) fn draining_response() -> Response<BoxBody> {
+    let mut res = Response::with_body(StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(br#"{"error":"draining"}"#));
+    res.headers_mut().insert(actix_http::header::CONTENT_TYPE, "application/json".parse().expect("valid header value"));
+    res.map_into_boxed_body()
+}
+
+/// Writes a whole HTTP response that ends the connection.
+async fn respond<B: MessageBody + 'static>(
+    mut framed: Framed<TcpStream, Codec>,
+    res: Response<B>,
+) -> std::io::Result<()> {
+    let (mut res, body) = res.into_parts();
+    let body = actix_http::body::to_bytes(body).await.unwrap_or_default();
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    framed.send(Message::Item((res, BodySize::Sized(body.len() as u64)))).await?;
+    framed.send(Message::Chunk(Some(body))).await?;
+    framed.send(Message::Chunk(None)).await?;
+    framed.close().await
+}
+
+/// Sends the refusal as `pusher:error`, closes with the same code, and lets the client close.
+fn refuse(io: TcpStream, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
     let (code, why) = refusal.code();
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");
     let message = refusal.to_string();
+    let limit = deps.settings.pong_timeout;
     async move {
-        let _ = session.text(server_event::error(Some(code), &message)).await;
-        let reason = CloseReason { code: CloseCode::Other(code.code()), description: Some(message) };
-        let _ = session.close(Some(reason)).await;
+        let mut out = socket::Writer::default();
+        let text = ByteString::from(server_event::error(Some(code), &message));
+        let sent = async {
+            out.texts(&io, std::slice::from_ref(&text)).await?;
+            out.control(&io, &Control::close(code.code(), &message)).await
+        };
+        if matches!(tokio::time::timeout(limit, sent).await, Ok(Ok(()))) {
+            socket::linger(&io, limit).await;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_key_matches_only_the_socket_endpoint() {
+        assert_eq!(app_key("/app/abc", ""), Some("abc"));
+        assert_eq!(app_key("/ws/app/abc", "/ws"), Some("abc"));
+        assert_eq!(app_key("/app/abc", "/ws"), None);
+        assert_eq!(app_key("/app/", ""), None);
+        assert_eq!(app_key("/app/abc/x", ""), None);
+        assert_eq!(app_key("/apps/abc", ""), None);
+    }
 
     #[test]
     fn protocol_param() {

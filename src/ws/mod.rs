@@ -1,12 +1,20 @@
-//! actix-ws glue: the `/app/{key}` handshake, then one session task per socket.
+//! The WebSocket transport: the `/app/{key}` handshake, then one session task per socket.
 //! Must not hold protocol rules: those live in `connection/`; this only moves frames.
 
+mod frame;
 mod handshake;
 mod session;
+mod socket;
 
+use std::convert::Infallible;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_codec::Framed;
+use actix_http::{Request, h1};
+use actix_service::{ServiceFactory, fn_service};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use tokio::net::TcpStream;
 use tokio::time::Duration;
 
 use crate::apps::AppStore;
@@ -26,6 +34,8 @@ pub struct WsSettings {
     pub outbound_queue_frames: usize,
     /// Refuse a missing `protocol` parameter (4008) instead of assuming 7.
     pub require_protocol_param: bool,
+    /// Prefix in front of `/app/{key}` (`server.path_prefix`), empty for none.
+    pub path_prefix: String,
 }
 
 /// What the WebSocket route needs.
@@ -41,7 +51,41 @@ pub struct WsDeps {
     pub settings: WsSettings,
 }
 
-/// Registers `GET /app/{key}`.
+/// The upgrade service for actix-http: every `Upgrade: websocket` request of a worker comes here.
+pub fn upgrade_service(
+    deps: WsDeps,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, h1::Codec>),
+    Config = (),
+    Response = (),
+    Error = Infallible,
+    InitError = (),
+> {
+    let deps = Rc::new(deps);
+    fn_service(move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+        let deps = deps.clone();
+        async move {
+            if let Err(e) = handshake::upgrade(deps, req, framed).await {
+                tracing::debug!(error = %e, "upgrade request ended early");
+            }
+            Ok(())
+        }
+    })
+}
+
+/// Registers `GET /app/{key}` for requests that are not upgrades: they get the handshake error
+/// (or 503 while draining), as a WebSocket server answers a plain GET.
 pub fn configure(cfg: &mut web::ServiceConfig, deps: WsDeps) {
-    cfg.app_data(web::Data::new(deps)).route("/app/{key}", web::get().to(handshake::connect));
+    cfg.app_data(web::Data::new(deps)).route("/app/{key}", web::get().to(not_upgraded));
+}
+
+async fn not_upgraded(req: HttpRequest, deps: web::Data<WsDeps>) -> HttpResponse {
+    if deps.health.is_draining() {
+        deps.conn.metrics.reject(crate::metrics::Rejection::Draining);
+        return handshake::draining_response().into();
+    }
+    match actix_http::ws::handshake(req.head()) {
+        Err(e) => e.error_response(),
+        Ok(_) => HttpResponse::BadRequest().body("WebSocket upgrade expected"),
+    }
 }
