@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 #[allow(unused_imports)]
-pub use raw::{Frame, RawClient};
+pub use raw::{Frame, RawClient, masked_frame};
 
 /// How long any single expectation may wait.
 pub const WAIT: Duration = Duration::from_secs(5);

@@ -34,6 +34,12 @@ impl RawClient {
     /// `recv_buffer` shrinks the socket's receive buffer, so a client that stops reading backs
     /// the server up quickly.
     pub async fn connect(addr: SocketAddr, path: &str, recv_buffer: Option<u32>) -> Self {
+        Self::connect_with(addr, path, recv_buffer, &[]).await
+    }
+
+    /// Like `connect`, and `early` goes out in the same write as the upgrade request, as a
+    /// client that does not wait for the 101 sends it.
+    pub async fn connect_with(addr: SocketAddr, path: &str, recv_buffer: Option<u32>, early: &[u8]) -> Self {
         let socket = TcpSocket::new_v4().expect("socket");
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
@@ -44,7 +50,9 @@ impl RawClient {
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        c.tcp.write_all(request.as_bytes()).await.expect("write upgrade");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(early);
+        c.tcp.write_all(&bytes).await.expect("write upgrade");
         let head_end = loop {
             if let Some(i) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -140,21 +148,7 @@ impl RawClient {
 
     /// Sends one masked frame.
     pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![if fin { 0x80 | opcode } else { opcode }];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= usize::from(u16::MAX) => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let frame = masked_frame(fin, opcode, payload);
         self.tcp.write_all(&frame).await.expect("write frame");
     }
 
@@ -173,4 +167,24 @@ impl RawClient {
         let ok = self.expect_event("pusher_internal:subscription_succeeded").await;
         assert_eq!(ok["channel"], channel);
     }
+}
+
+/// One masked client frame.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![if fin { 0x80 | opcode } else { opcode }];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
