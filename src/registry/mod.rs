@@ -13,7 +13,7 @@ use dashmap::DashMap;
 pub use cache::{CachedEvent, EventCache};
 pub use channel::{Channel, CountDue, Delivery, Joined, Left};
 pub use namespace::{ChannelStats, Namespace};
-pub use outbound::{CloseSignal, Outbound, OutboundRx, Pushed, outbound};
+pub use outbound::{CloseSignal, Next, Outbound, OutboundRx, Pushed, outbound};
 
 /// Every app's namespace on this node. Cheap to clone.
 #[derive(Clone, Debug, Default)]

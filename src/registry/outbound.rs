@@ -127,6 +127,7 @@ impl Outbound {
             self.shared.close_code.compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Relaxed).is_ok();
         if first {
             self.shared.close_requested.notify_waiters();
+            self.shared.rx_waker.wake();
         }
     }
 }
@@ -138,24 +139,42 @@ impl Drop for OutboundRx {
     }
 }
 
+/// What the session should do next, from its queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Write this frame.
+    Frame(ByteString),
+    /// Someone asked the socket to close with this code; it takes precedence over queued frames.
+    Close(ErrorCode),
+    /// Every `Outbound` is gone and nothing is queued.
+    Ended,
+}
+
 impl OutboundRx {
-    /// The next queued frame; `None` once every `Outbound` is gone and the queue is empty.
-    pub async fn recv(&mut self) -> Option<ByteString> {
+    /// The next thing to do: a close request first, then queued frames in order.
+    ///
+    /// Frames and close requests wake the same waker, so the session waits on one future
+    /// rather than on a queue and a separate close notification.
+    pub async fn next(&mut self) -> Next {
         poll_fn(|cx| {
-            if let Some(frame) = self.pop() {
-                return Poll::Ready(Some(frame));
+            if let Some(next) = self.try_next() {
+                return Poll::Ready(next);
             }
             self.shared.rx_waker.register(cx.waker());
-            // Checked again after registering, so a push in between is not missed.
-            if let Some(frame) = self.pop() {
-                return Poll::Ready(Some(frame));
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
+            // Checked again after registering, so a push or close in between is not missed.
+            self.try_next().map_or(Poll::Pending, Poll::Ready)
         })
         .await
+    }
+
+    fn try_next(&self) -> Option<Next> {
+        if let Some(code) = ErrorCode::from_code(self.shared.close_code.load(Ordering::Acquire)) {
+            return Some(Next::Close(code));
+        }
+        if let Some(frame) = self.pop() {
+            return Some(Next::Frame(frame));
+        }
+        (self.shared.senders.load(Ordering::Acquire) == 0).then_some(Next::Ended)
     }
 
     fn pop(&self) -> Option<ByteString> {
@@ -224,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_requests_close_4100() {
-        let (tx, mut rx) = outbound(SocketId::from_parts(1, 1), 2);
+        let (tx, rx) = outbound(SocketId::from_parts(1, 1), 2);
         assert_eq!(tx.push("a".into()), Pushed::Queued);
         assert_eq!(tx.push("b".into()), Pushed::Queued);
         assert_eq!(tx.push("c".into()), Pushed::SlowConsumer);
@@ -232,7 +251,7 @@ mod tests {
         assert_eq!(rx.close_requested().await, ErrorCode::OverCapacity);
         tx.close(ErrorCode::ReconnectImmediately);
         assert_eq!(rx.close_requested().await, ErrorCode::OverCapacity, "first request wins");
-        assert_eq!(rx.recv().await.as_deref(), Some("a"));
+        assert_eq!(rx.pop().as_deref(), Some("a"), "queued frames stay until the session stops");
     }
 
     #[tokio::test]
@@ -252,24 +271,24 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_and_wake_the_receiver() {
         let (tx, mut rx) = outbound(SocketId::from_parts(1, 3), 8);
-        let receiver = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        let receiver = tokio::spawn(async move { (rx.next().await, rx.next().await) });
         tokio::task::yield_now().await;
         assert_eq!(tx.push("a".into()), Pushed::Queued);
         assert_eq!(tx.push("b".into()), Pushed::Queued);
         let wait = std::time::Duration::from_secs(5);
         let (a, b) = tokio::time::timeout(wait, receiver).await.expect("woken").expect("no panic");
-        assert_eq!((a.as_deref(), b.as_deref()), (Some("a"), Some("b")));
+        assert_eq!((a, b), (Next::Frame("a".into()), Next::Frame("b".into())));
     }
 
     #[tokio::test]
-    async fn recv_ends_once_every_sender_is_gone() {
+    async fn next_ends_once_every_sender_is_gone() {
         let (tx, mut rx) = outbound(SocketId::from_parts(1, 4), 8);
         let other = tx.clone();
         drop(tx);
         assert_eq!(other.push("last".into()), Pushed::Queued);
         drop(other);
-        assert_eq!(rx.recv().await.as_deref(), Some("last"));
-        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.next().await, Next::Frame("last".into()));
+        assert_eq!(rx.next().await, Next::Ended);
     }
 
     #[test]
@@ -295,5 +314,26 @@ mod tests {
         drop(rx);
         assert_eq!(tx.push("late".into()), Pushed::Closed);
         assert!(tx.shared.frames().is_empty(), "frames die with the receiver");
+    }
+
+    #[tokio::test]
+    async fn next_puts_a_close_request_before_queued_frames() {
+        let (tx, mut rx) = outbound(SocketId::from_parts(1, 7), 8);
+        let waiting = tokio::spawn(async move {
+            let first = rx.next().await;
+            (first, rx)
+        });
+        tokio::task::yield_now().await;
+        tx.close(ErrorCode::ReconnectImmediately);
+        let wait = std::time::Duration::from_secs(5);
+        let (first, mut rx) = tokio::time::timeout(wait, waiting).await.expect("woken").expect("no panic");
+        assert_eq!(first, Next::Close(ErrorCode::ReconnectImmediately));
+        assert_eq!(rx.next().await, Next::Close(ErrorCode::ReconnectImmediately), "the request stays");
+        drop(tx);
+        let (tx, mut rx) = outbound(SocketId::from_parts(1, 8), 8);
+        tx.push("a".into());
+        assert_eq!(rx.next().await, Next::Frame("a".into()));
+        drop(tx);
+        assert_eq!(rx.next().await, Next::Ended);
     }
 }

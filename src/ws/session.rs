@@ -11,7 +11,7 @@ use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH};
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
-use crate::registry::{CloseSignal, OutboundRx};
+use crate::registry::{CloseSignal, Next, OutboundRx};
 
 /// How the loop ended.
 enum End {
@@ -31,6 +31,8 @@ enum Wake {
     Read(Result<Message, ReadError>),
     Frame(ByteString),
     Beat,
+    /// The queue's senders are gone (the connection state holds one, so not while it lives).
+    Ended,
 }
 
 /// Everything one socket keeps between wake-ups. The loop below awaits only small futures and
@@ -81,21 +83,22 @@ impl Session {
         // on every frame would cost a timer-wheel update per message.
         let beat = sleep_until(first_beat);
         tokio::pin!(beat);
-        // Likewise one close waiter for the socket's life, not a fresh one per wake-up.
-        let closer = self.rx.close_signal();
-        let close_requested = closer.requested();
-        tokio::pin!(close_requested);
 
         while end.is_none() {
             let wake = tokio::select! {
                 biased;
-                code = &mut close_requested => Wake::Close(code),
+                // Close requests come first: they arrive through the same queue as frames.
+                next = self.rx.next() => match next {
+                    Next::Frame(frame) => Wake::Frame(frame),
+                    Next::Close(code) => Wake::Close(code),
+                    Next::Ended => Wake::Ended,
+                },
                 msg = self.reader.recv(&self.io) => Wake::Read(msg),
-                Some(frame) = self.rx.recv() => Wake::Frame(frame),
                 () = &mut beat => Wake::Beat,
             };
             end = match wake {
                 Wake::Close(code) => Some(End::Pusher(code)),
+                Wake::Ended => Some(End::Gone),
                 Wake::Read(msg) => self.on_read(msg).await.err(),
                 Wake::Frame(frame) => self.on_frame(frame).await.err(),
                 Wake::Beat => match self.hb.poll(Instant::now()) {
