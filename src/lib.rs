@@ -2,7 +2,8 @@
 //!
 //! Layout (dependencies point down this list, never up):
 //! - [`server`]: composition root; builds everything from [`config`] and runs shutdown.
-//! - [`ws`]: the `/app/{key}` WebSocket handshake and per-socket session task.
+//! - [`ws`]: the WebSocket transport: the `/app/{key}` upgrade (an actix-http upgrade service
+//!   that takes the TCP stream over) and the per-socket session task.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
 //! - [`adapter`]: seam for fan-out and cluster-wide queries (local loopback today).
