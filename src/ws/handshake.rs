@@ -11,19 +11,17 @@ use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::h1::{Codec, Message};
 use actix_http::{ConnectionType, Method, Request, Response, StatusCode, ws};
 use bytes::Bytes;
-use bytestring::ByteString;
 use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::frame::Control;
 use super::socket::{self, Reader};
 use super::{WsDeps, session};
 use crate::apps::App;
 use crate::connection::Connection;
 use crate::metrics::Rejection;
-use crate::protocol::{ErrorCode, SocketId, server_event};
+use crate::protocol::{ErrorCode, SocketId};
 use crate::registry::outbound;
 
 /// Why a connection was refused at open time.
@@ -191,15 +189,7 @@ fn refuse(io: TcpStream, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output
     let message = refusal.to_string();
     let limit = deps.settings.pong_timeout;
     async move {
-        let mut out = socket::Writer::default();
-        let text = ByteString::from(server_event::error(Some(code), &message));
-        let sent = async {
-            out.texts(&io, std::slice::from_ref(&text)).await?;
-            out.control(&io, &Control::close(code.code(), &message)).await
-        };
-        if matches!(tokio::time::timeout(limit, sent).await, Ok(Ok(()))) {
-            socket::linger(&io, limit).await;
-        }
+        session::close_with_error(&io, &mut socket::Writer::default(), code, &message, limit).await;
     }
 }
 

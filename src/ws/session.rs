@@ -1,4 +1,4 @@
-//! The per-socket task: the only code that reads the socket's stream or writes its session.
+//! The per-socket task: the only code that reads or writes an accepted socket.
 //! Must not decide protocol outcomes: frames go to `Connection`, close requests come from it.
 
 use bytestring::ByteString;
@@ -27,12 +27,9 @@ enum End {
 
 /// What woke the loop.
 enum Wake {
-    Close(ErrorCode),
+    Queue(Next),
     Read(Result<Message, ReadError>),
-    Frame(ByteString),
     Beat,
-    /// The queue's senders are gone (the connection state holds one, so not while it lives).
-    Ended,
 }
 
 /// Everything one socket keeps between wake-ups. The loop below awaits only small futures and
@@ -43,7 +40,6 @@ struct Session {
     reader: Reader,
     rx: OutboundRx,
     out: socket::Writer,
-    closer: CloseSignal,
     hb: Heartbeat,
     metrics: AppMetrics,
     limit: Duration,
@@ -64,10 +60,9 @@ pub(super) fn run(
     metrics.connections.inc();
     let hb = Heartbeat::new(Instant::now(), settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
     let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
-    let closer = rx.close_signal();
     let out = socket::Writer::default();
     let limit = settings.pong_timeout;
-    Session { conn, io, reader, rx, out, closer, hb, metrics, limit }.run(hello.into())
+    Session { conn, io, reader, rx, out, hb, metrics, limit }.run(hello.into())
 }
 
 impl Session {
@@ -88,19 +83,16 @@ impl Session {
             let wake = tokio::select! {
                 biased;
                 // Close requests come first: they arrive through the same queue as frames.
-                next = self.rx.next() => match next {
-                    Next::Frame(frame) => Wake::Frame(frame),
-                    Next::Close(code) => Wake::Close(code),
-                    Next::Ended => Wake::Ended,
-                },
+                next = self.rx.next() => Wake::Queue(next),
                 msg = self.reader.recv(&self.io) => Wake::Read(msg),
                 () = &mut beat => Wake::Beat,
             };
             end = match wake {
-                Wake::Close(code) => Some(End::Pusher(code)),
-                Wake::Ended => Some(End::Gone),
+                Wake::Queue(Next::Frame(frame)) => self.on_frame(frame).await.err(),
+                Wake::Queue(Next::Close(code)) => Some(End::Pusher(code)),
+                // Every sender gone: the connection state holds one, so not while it lives.
+                Wake::Queue(Next::Ended) => Some(End::Gone),
                 Wake::Read(msg) => self.on_read(msg).await.err(),
-                Wake::Frame(frame) => self.on_frame(frame).await.err(),
                 Wake::Beat => match self.hb.poll(Instant::now()) {
                     Beat::Wait(t) => {
                         beat.as_mut().reset(t);
@@ -205,7 +197,8 @@ impl Session {
         if self.out.is_flushed() {
             return Ok(());
         }
-        Box::pin(bounded(self.out.flush(&self.io), &self.closer, self.limit)).await
+        let closer = self.rx.close_signal();
+        Box::pin(bounded(self.out.flush(&self.io), &closer, self.limit)).await
     }
 
     /// Leaves every channel, then closes the socket as `end` says.
@@ -226,21 +219,37 @@ const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// RFC 6455 §7.4.1: the endpoint received a frame that breaks the framing rules.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 
-/// Sends the closing `pusher:error` and close frame, bounded in time, then lets the client close.
+/// Closes the socket as `end` says, each write bounded by `limit`.
 async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, limit: Duration) {
-    let frame = match end {
-        End::Gone => return,
+    match end {
+        End::Gone => {}
         // Echo the client's code (RFC 6455 §5.5.1); a close without one is answered without one.
-        End::ClientClosed(code) => code.map_or_else(|| Control::new(Op::Close, b""), |c| Control::close(c, "")),
-        End::Pusher(code) => {
-            let message = close_message(code);
-            let text = ByteString::from(server_event::error(Some(code), message));
-            let _ = timeout(limit, out.texts(io, std::slice::from_ref(&text))).await;
-            Control::close(code.code(), message)
+        End::ClientClosed(code) => {
+            let frame = code.map_or_else(|| Control::new(Op::Close, b""), |c| Control::close(c, ""));
+            close_frame(io, out, &frame, limit).await;
         }
-        End::Ws(code, message) => Control::close(code, message),
-    };
-    if matches!(timeout(limit, out.control(io, &frame)).await, Ok(Ok(()))) {
+        End::Pusher(code) => close_with_error(io, out, code, close_message(code), limit).await,
+        End::Ws(code, message) => close_frame(io, out, &Control::close(code, message), limit).await,
+    }
+}
+
+/// Sends `pusher:error` with `code`, then a close frame with the same code, then lets the
+/// client close. Also used for connections refused at the handshake.
+pub(super) async fn close_with_error(
+    io: &TcpStream,
+    out: &mut socket::Writer,
+    code: ErrorCode,
+    message: &str,
+    limit: Duration,
+) {
+    let text = ByteString::from(server_event::error(Some(code), message));
+    let _ = timeout(limit, out.texts(io, std::slice::from_ref(&text))).await;
+    close_frame(io, out, &Control::close(code.code(), message), limit).await;
+}
+
+/// Sends a close frame, then waits for the client's side of the close.
+async fn close_frame(io: &TcpStream, out: &mut socket::Writer, frame: &Control, limit: Duration) {
+    if matches!(timeout(limit, out.control(io, frame)).await, Ok(Ok(()))) {
         socket::linger(io, limit).await;
     }
 }
