@@ -21,6 +21,7 @@ use crate::config::{AdapterDriver, Config};
 use crate::connection::{ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::metrics::{self, Health, Metrics};
+use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::webhooks::{self, Dispatcher, WebhookSettings};
@@ -83,6 +84,11 @@ pub async fn start(config: Config) -> io::Result<Running> {
             outbound_queue_frames: ws.outbound_queue_frames,
             require_protocol_param: ws.require_protocol_param,
             path_prefix: config.server.path_prefix.clone(),
+            inbound: InboundLimits {
+                per_second: ws.inbound_messages_per_second,
+                burst: ws.inbound_burst,
+                refused_before_close: ws.inbound_refused_before_close,
+            },
         },
     };
     let api_deps = ApiDeps {

@@ -118,6 +118,14 @@ pub struct WebSocketConfig {
     pub require_protocol_param: bool,
     /// Seconds a cache channel keeps its last event.
     pub cache_ttl_secs: u64,
+    /// Messages per second one connection may send on average (every kind: events, pings).
+    pub inbound_messages_per_second: u32,
+    /// Messages one connection may send at once, above that rate (subscribing to every channel
+    /// of a page at connect); keep it above `apps.limits.max_subscriptions_per_connection`.
+    pub inbound_burst: u32,
+    /// Messages over budget that are refused (4301) before the connection is closed with 4100;
+    /// refusals are forgiven over 10 seconds.
+    pub inbound_refused_before_close: u32,
 }
 
 impl Default for WebSocketConfig {
@@ -130,6 +138,9 @@ impl Default for WebSocketConfig {
             subscription_error_event: true,
             require_protocol_param: false,
             cache_ttl_secs: 1800,
+            inbound_messages_per_second: 100,
+            inbound_burst: 1200,
+            inbound_refused_before_close: 100,
         }
     }
 }

@@ -105,12 +105,18 @@ fn check_websocket(ws: &WebSocketConfig, issues: &mut Issues) {
         subscription_error_event: _,
         require_protocol_param: _,
         cache_ttl_secs,
+        inbound_messages_per_second,
+        inbound_burst,
+        inbound_refused_before_close,
     } = ws;
     issues.at_least("websocket.activity_timeout_secs", *activity_timeout_secs, 1);
     issues.at_least("websocket.pong_timeout_secs", *pong_timeout_secs, 1);
     issues.at_least("websocket.max_message_bytes", *max_message_bytes as u64, 1024);
     issues.at_least("websocket.outbound_queue_frames", *outbound_queue_frames as u64, 1);
     issues.at_least("websocket.cache_ttl_secs", *cache_ttl_secs, 1);
+    issues.at_least("websocket.inbound_messages_per_second", u64::from(*inbound_messages_per_second), 1);
+    issues.at_least("websocket.inbound_burst", u64::from(*inbound_burst), 1);
+    issues.at_least("websocket.inbound_refused_before_close", u64::from(*inbound_refused_before_close), 1);
 }
 
 fn check_http_api(api: &HttpApiConfig, issues: &mut Issues) {
@@ -217,6 +223,7 @@ fn check_limits(limits: &Limits, at: &str, issues: &mut Issues) {
         max_presence_user_id_len,
         client_events_per_second,
         max_watchlist_size,
+        max_subscriptions_per_connection,
     } = limits;
     let mut at_least_1 = |field: &str, value: u64| {
         issues.at_least(path::child_key(at, field), value, 1);
@@ -231,6 +238,7 @@ fn check_limits(limits: &Limits, at: &str, issues: &mut Issues) {
     at_least_1("max_presence_user_id_len", *max_presence_user_id_len as u64);
     at_least_1("client_events_per_second", u64::from(*client_events_per_second));
     at_least_1("max_watchlist_size", *max_watchlist_size as u64);
+    at_least_1("max_subscriptions_per_connection", *max_subscriptions_per_connection as u64);
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ impl ClientEventError {
 }
 
 impl Connection {
-    pub(super) async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<String>) {
+    pub(super) async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<ByteString>) {
         match self.check_client_event(&msg, now) {
             Ok((name, user_id)) => {
                 self.client_event_webhook(&msg, &name, user_id.as_deref());

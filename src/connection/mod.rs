@@ -1,14 +1,24 @@
 //! Per-socket protocol rules: what to answer and what to publish for each client event.
 //! Must not touch the WebSocket: replies are returned as encoded frames for `ws/` to write.
+//!
+//! A `Connection` is also the socket's drop guard (as mini-redis's `DbDropGuard` is the
+//! database's): whatever it still holds in the registry when it is dropped (subscriptions,
+//! presence membership, the app's connection slot, the signed-in user) is released then, so a
+//! session task that panics or is cancelled leaks nothing.
 
 mod client_events;
 mod heartbeat;
+mod release;
 mod signin;
 mod subscribe;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytestring::ByteString;
 use tokio::time::{Duration, Instant};
 
 use crate::adapter::Adapter;
@@ -56,7 +66,7 @@ struct Identity {
     metrics: AppMetrics,
 }
 
-/// One socket's protocol state.
+/// One socket's protocol state, and the guard of what it holds in the registry.
 pub struct Connection {
     me: Identity,
     deps: ConnDeps,
@@ -77,10 +87,17 @@ pub enum After {
     Authorized,
 }
 
+/// Channels left between two yields of `close`: leaving a thousand channels must not hold the
+/// worker for the whole time.
+const LEAVES_PER_YIELD: usize = 64;
+
 impl Connection {
-    /// State for a socket already registered in `ns` with `outbound`.
+    /// State for a socket already registered in `ns` with `outbound`; from now on it owns that
+    /// registration (released when it is dropped) and counts as an open connection.
     pub fn new(app: Arc<App>, ns: Arc<Namespace>, outbound: Outbound, deps: ConnDeps, now: Instant) -> Self {
         let metrics = deps.metrics.app(&app.id);
+        metrics.connects.inc();
+        metrics.connections.inc();
         let client_events = TokenBucket::new(app.limits.client_events_per_second, now);
         let me = Identity { socket_id: outbound.socket_id().clone(), app, ns, outbound, metrics };
         Self { me, deps, channels: HashMap::new(), user: None, client_events, authorized: false }
@@ -107,7 +124,7 @@ impl Connection {
     }
 
     /// Handles one text frame, appending reply frames to `replies`.
-    pub async fn handle_text(&mut self, text: &str, now: Instant, replies: &mut Vec<String>) -> After {
+    pub async fn handle_text(&mut self, text: &str, now: Instant, replies: &mut Vec<ByteString>) -> After {
         let was_authorized = self.authorized;
         match crate::protocol::parse(text) {
             Ok(event) => self.handle(event, now, replies).await,
@@ -116,9 +133,9 @@ impl Connection {
         if self.authorized && !was_authorized { After::Authorized } else { After::Continue }
     }
 
-    async fn handle(&mut self, event: ClientEvent, now: Instant, replies: &mut Vec<String>) {
+    async fn handle(&mut self, event: ClientEvent, now: Instant, replies: &mut Vec<ByteString>) {
         match event {
-            ClientEvent::Ping => replies.push(server_event::pong()),
+            ClientEvent::Ping => replies.push(server_event::pong().into()),
             ClientEvent::Pong => {}
             ClientEvent::Subscribe(req) => self.subscribe(req, now, replies).await,
             ClientEvent::Unsubscribe { channel } => self.unsubscribe(&channel).await,
@@ -127,15 +144,15 @@ impl Connection {
             ClientEvent::Unknown(name) => {
                 tracing::debug!(event = %name, "unknown event ignored");
                 self.deps.metrics.reject(Rejection::MalformedMessage);
-                replies.push(server_event::error(None, "Unsupported event"));
+                replies.push(server_event::error(None, "Unsupported event").into());
             }
         }
     }
 
-    fn malformed(&self, e: &ProtocolError, replies: &mut Vec<String>) {
+    fn malformed(&self, e: &ProtocolError, replies: &mut Vec<ByteString>) {
         tracing::debug!(error = %e, "malformed frame");
         self.deps.metrics.reject(Rejection::MalformedMessage);
-        replies.push(server_event::error(None, &format!("Invalid message format: {e}")));
+        replies.push(server_event::error(None, &e.to_string()).into());
     }
 
     /// Queues a webhook event for this app (a no-op when no target wants it).
@@ -144,19 +161,28 @@ impl Connection {
     }
 
     /// A non-closing `pusher:error` for a refused request.
-    fn refuse(&self, code: ErrorCode, why: Rejection, message: &str, replies: &mut Vec<String>) {
+    fn refuse(&self, code: ErrorCode, why: Rejection, message: &str, replies: &mut Vec<ByteString>) {
         tracing::debug!(reason = why.as_str(), "request refused");
         self.deps.metrics.reject(why);
-        replies.push(server_event::error(Some(code), message));
+        replies.push(server_event::error(Some(code), message).into());
     }
 
-    /// Leaves every channel and signs out; call once when the socket ends.
+    /// Leaves every channel and signs out, announcing each change; call once when the socket
+    /// ends. Dropping the connection without it releases the same state, without yielding.
     pub async fn close(mut self) {
         let channels: Vec<ChannelName> = self.channels.keys().cloned().collect();
-        for c in channels {
-            self.leave(&c).await;
+        for (i, c) in channels.iter().enumerate() {
+            if i > 0 && i % LEAVES_PER_YIELD == 0 {
+                tokio::task::yield_now().await;
+            }
+            self.leave(c).await;
         }
         self.sign_out().await;
-        self.me.ns.remove_socket(&self.me.socket_id);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.release_all();
     }
 }

@@ -1,6 +1,8 @@
 //! `pusher:signin`: binding a socket to a user, and the user's watchlist.
 //! Must not close the socket on a bad signin: errors are non-closing `pusher:error` 4009.
 
+use bytestring::ByteString;
+
 use crate::metrics::Rejection;
 use crate::protocol::server_event::{self, WatchlistStatus};
 use crate::protocol::signature::{self, user_string};
@@ -9,7 +11,7 @@ use crate::protocol::{ErrorCode, Signin, UserData};
 use super::Connection;
 
 impl Connection {
-    pub(super) async fn signin(&mut self, req: Signin, replies: &mut Vec<String>) {
+    pub(super) async fn signin(&mut self, req: Signin, replies: &mut Vec<ByteString>) {
         let app = &self.me.app;
         let message = user_string(self.me.socket_id.as_str(), &req.user_data);
         if !signature::verify_auth(&app.key, app.secret.expose(), &req.auth, &message) {
@@ -27,15 +29,15 @@ impl Connection {
                 let msg = "Already signed in as a different user";
                 return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, msg, replies);
             }
-            replies.push(server_event::signin_success(&req.user_data));
+            replies.push(server_event::signin_success(&req.user_data).into());
             return;
         }
         self.authorized = true;
-        replies.push(server_event::signin_success(&req.user_data));
+        replies.push(server_event::signin_success(&req.user_data).into());
         if user.watchlist_truncated {
             let msg =
                 format!("Watchlist limit exceeded: only the first {} ids are watched", app.limits.max_watchlist_size);
-            replies.push(server_event::error(Some(ErrorCode::WatchlistLimitExceeded), &msg));
+            replies.push(server_event::error(Some(ErrorCode::WatchlistLimitExceeded), &msg).into());
         }
         if self.me.ns.sign_in(&user.id, &self.me.socket_id) {
             self.watchlist_changed(&user.id, WatchlistStatus::Online).await;
@@ -47,7 +49,7 @@ impl Connection {
         self.user = Some(user);
     }
 
-    async fn send_watchlist_status(&self, watchlist: &[String], replies: &mut Vec<String>) {
+    async fn send_watchlist_status(&self, watchlist: &[String], replies: &mut Vec<ByteString>) {
         let online = match self.deps.adapter.online_users(&self.me.app.id, watchlist).await {
             Ok(ids) => ids,
             Err(e) => return tracing::warn!(error = %e, "watchlist status unavailable"),
@@ -61,21 +63,17 @@ impl Connection {
         if !off.is_empty() {
             events.push((WatchlistStatus::Offline, off));
         }
-        replies.push(server_event::watchlist_events(&events));
+        replies.push(server_event::watchlist_events(&events).into());
     }
 
     async fn watchlist_changed(&self, user_id: &str, status: WatchlistStatus) {
-        if let Err(e) = self.deps.adapter.watchlist_changed(&self.me.app.id, user_id, status).await {
-            tracing::warn!(error = %e, "watchlist notification failed");
-        }
+        super::release::notify_watchers(self.deps.adapter.as_ref(), &self.me.app.id, user_id, status).await;
     }
 
     /// Unbinds the user when the socket ends; the last socket makes the user go offline.
     pub(super) async fn sign_out(&mut self) {
-        let Some(user) = self.user.take() else { return };
-        self.me.ns.unwatch(&self.me.socket_id, &user.watchlist);
-        if self.me.ns.sign_out(&user.id, &self.me.socket_id) {
-            self.watchlist_changed(&user.id, WatchlistStatus::Offline).await;
+        if let Some(user_id) = self.release_user() {
+            self.watchlist_changed(&user_id, WatchlistStatus::Offline).await;
         }
     }
 }

@@ -12,12 +12,7 @@ use crate::protocol::signature::{self, channel_string, presence_string};
 use crate::protocol::{
     ChannelKind, ChannelName, PresenceMember, Subscribe, SubscriptionErrorKind, WebhookEvent, WebhookKind, server_event,
 };
-use crate::registry::{CountDue, Joined};
-
-/// Channels with more subscribers than this get throttled `subscription_count` events.
-const COUNT_THROTTLE_ABOVE: usize = 100;
-/// At most one `subscription_count` event per this interval on such channels (Pusher's cadence).
-const COUNT_THROTTLE_EVERY: tokio::time::Duration = tokio::time::Duration::from_secs(5);
+use crate::registry::Joined;
 
 /// Why a subscription was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +21,7 @@ enum SubscribeError {
     BadName,
     #[error("Invalid signature")]
     BadSignature,
-    #[error("Invalid channel_data: {0}")]
+    #[error("{0}")]
     BadChannelData(crate::protocol::ProtocolError),
     #[error("Presence channels require channel_data or a signed-in user")]
     NotSignedIn,
@@ -34,6 +29,8 @@ enum SubscribeError {
     NotThisUser,
     #[error("The presence channel is full")]
     PresenceFull,
+    #[error("Too many channels on this connection (the limit is {0})")]
+    TooManyChannels(usize),
 }
 
 impl SubscribeError {
@@ -46,18 +43,19 @@ impl SubscribeError {
                 (SubscriptionErrorKind::AuthError, Rejection::SubscriptionRefused)
             }
             Self::PresenceFull => (SubscriptionErrorKind::LimitReached, Rejection::PresenceFull),
+            Self::TooManyChannels(_) => (SubscriptionErrorKind::LimitReached, Rejection::SubscriptionLimit),
         }
     }
 }
 
 impl Connection {
-    pub(super) async fn subscribe(&mut self, req: Subscribe, now: Instant, replies: &mut Vec<String>) {
+    pub(super) async fn subscribe(&mut self, req: Subscribe, now: Instant, replies: &mut Vec<ByteString>) {
         if let Err(e) = self.try_subscribe(&req, now, replies).await {
             let (kind, why) = e.kind();
             let message = e.to_string();
             self.refuse(kind.error_code(), why, &message, replies);
             if self.deps.settings.subscription_error_event {
-                replies.push(server_event::subscription_error(&req.channel, kind, &message));
+                replies.push(server_event::subscription_error(&req.channel, kind, &message).into());
             }
         }
     }
@@ -66,16 +64,20 @@ impl Connection {
         &mut self,
         req: &Subscribe,
         now: Instant,
-        replies: &mut Vec<String>,
+        replies: &mut Vec<ByteString>,
     ) -> Result<(), SubscribeError> {
         let limits = &self.me.app.limits;
         let name =
             ChannelName::parse(&req.channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
+        let max = limits.max_subscriptions_per_connection;
+        if self.channels.len() >= max && !self.channels.contains_key(name.as_str()) {
+            return Err(SubscribeError::TooManyChannels(max));
+        }
         let member = self.authorize(&name, req)?;
         if name.kind() == ChannelKind::User {
             // Delivery to user channels follows the signin, not a channel roster.
             self.channels.insert(name.clone(), None);
-            replies.push(server_event::subscription_succeeded(name.as_str()));
+            replies.push(server_event::subscription_succeeded(name.as_str()).into());
             return Ok(());
         }
         let user_id: Option<Arc<str>> = member.as_ref().map(|m| m.user_id.as_str().into());
@@ -135,91 +137,42 @@ impl Connection {
         }
     }
 
-    fn replay_cache(&self, name: &ChannelName, now: Instant, replies: &mut Vec<String>) {
+    fn replay_cache(&self, name: &ChannelName, now: Instant, replies: &mut Vec<ByteString>) {
         if !name.is_cache() {
             return;
         }
         match self.deps.registry.cache().get(&self.me.app.id, name.as_str(), now) {
-            Some(hit) => replies.push(server_event::channel_event(&hit.event, name.as_str(), &hit.data)),
+            Some(hit) => replies.push(server_event::channel_event(&hit.event, name.as_str(), &hit.data).into()),
             None => {
-                replies.push(server_event::cache_miss(name.as_str()));
+                replies.push(server_event::cache_miss(name.as_str()).into());
                 self.webhook(WebhookEvent::channel(WebhookKind::CacheMiss, name.as_str()));
             }
         }
     }
 
-    /// Tells subscribers of a non-presence channel how many they are, when the app wants it.
-    /// Above `COUNT_THROTTLE_ABOVE` subscribers, at most one announcement per
-    /// `COUNT_THROTTLE_EVERY`; the delayed one carries the count current when it goes out.
-    async fn announce_count(&self, name: &ChannelName, count: usize) {
-        if name.kind() == ChannelKind::Presence || count == 0 {
-            return;
+    /// Announces a non-presence channel's new subscription count: the `subscription_count`
+    /// webhook and, when the app wants it, the event to its subscribers.
+    pub(super) async fn announce_count(&self, name: &ChannelName, count: usize) {
+        if let Some(frame) = self.count_announcement(name, count) {
+            self.publish(name, frame).await;
         }
-        let hook = WebhookEvent {
-            subscription_count: Some(count),
-            ..WebhookEvent::channel(WebhookKind::SubscriptionCount, name.as_str())
-        };
-        self.webhook(hook);
-        if !self.me.app.features.subscription_count {
-            return;
-        }
-        if count > COUNT_THROTTLE_ABOVE
-            && let Some(channel) = self.me.ns.channel(name.as_str())
-        {
-            match channel.count_due(Instant::now(), COUNT_THROTTLE_EVERY) {
-                CountDue::Now => {}
-                CountDue::Scheduled => return,
-                CountDue::Later(at) => {
-                    let (adapter, app_id, name) = (self.deps.adapter.clone(), self.me.app.id.clone(), name.clone());
-                    tokio::spawn(async move {
-                        tokio::time::sleep_until(at).await;
-                        channel.count_sent(Instant::now());
-                        let frame = server_event::subscription_count(name.as_str(), channel.subscription_count());
-                        if let Err(e) = adapter.publish(&app_id, name.as_str(), frame.into(), None).await {
-                            tracing::warn!(error = %e, "publish failed");
-                        }
-                    });
-                    return;
-                }
-            }
-        }
-        let frame = server_event::subscription_count(name.as_str(), count);
-        self.publish(name, frame, false).await;
     }
 
-    /// Publishes on a channel this socket is part of, optionally not to itself.
-    async fn publish(&self, name: &ChannelName, frame: String, except_me: bool) {
-        let except = except_me.then_some(&self.me.socket_id);
-        let res = self.deps.adapter.publish(&self.me.app.id, name.as_str(), ByteString::from(frame), except).await;
-        if let Err(e) = res {
+    /// Publishes on a channel this socket is part of.
+    async fn publish(&self, name: &ChannelName, frame: ByteString) {
+        if let Err(e) = self.deps.adapter.publish(&self.me.app.id, name.as_str(), frame, None).await {
             tracing::warn!(error = %e, "publish failed");
         }
     }
 
     pub(super) async fn unsubscribe(&mut self, channel: &str) {
-        let Some(name) = self.channels.keys().find(|c| c.as_str() == channel).cloned() else {
-            return;
-        };
-        self.leave(&name).await;
+        if let Some((name, frame)) = self.release(channel) {
+            self.publish(&name, frame).await;
+        }
     }
 
     /// Leaves one channel: roster, `member_removed`, counts.
     pub(super) async fn leave(&mut self, name: &ChannelName) {
-        if self.channels.remove(name).is_none() || name.kind() == ChannelKind::User {
-            return;
-        }
-        let left = self.me.ns.leave(name.as_str(), &self.me.socket_id);
-        if !left.was_subscribed {
-            return;
-        }
-        if let Some(uid) = left.member_removed {
-            self.me.metrics.presence_members.dec();
-            self.webhook(WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
-        }
-        if left.vacated {
-            self.me.metrics.channels.dec();
-            self.webhook(WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
-        }
-        self.announce_count(name, left.subscription_count).await;
+        self.unsubscribe(name.as_str()).await;
     }
 }

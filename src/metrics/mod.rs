@@ -31,6 +31,12 @@ pub enum Rejection {
     SubscriptionRefused,
     /// Presence channel full.
     PresenceFull,
+    /// Subscription over `max_subscriptions_per_connection`.
+    SubscriptionLimit,
+    /// A message over the connection's inbound budget (dropped).
+    InboundRateLimited,
+    /// A connection closed (4100) for sending over its inbound budget for too long.
+    InboundFlood,
     /// Signin refused.
     SigninRefused,
     /// Client event refused (disabled, wrong channel, not subscribed, too large).
@@ -56,6 +62,9 @@ impl Rejection {
             Self::MessageTooBig => "message_too_big",
             Self::SubscriptionRefused => "subscription_refused",
             Self::PresenceFull => "presence_full",
+            Self::SubscriptionLimit => "subscription_limit",
+            Self::InboundRateLimited => "inbound_rate_limited",
+            Self::InboundFlood => "inbound_flood",
             Self::SigninRefused => "signin_refused",
             Self::ClientEventRefused => "client_event_refused",
             Self::ClientEventRateLimited => "client_event_rate_limited",

@@ -102,6 +102,14 @@ impl AsRef<str> for ChannelName {
     }
 }
 
+/// Lets maps keyed by `ChannelName` be searched with a `&str` (hash and equality are the
+/// string's), so a per-socket lookup is one hash probe, never a scan.
+impl std::borrow::Borrow<str> for ChannelName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 fn is_channel_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'=' | b'@' | b',' | b'.' | b';')
 }
@@ -161,6 +169,15 @@ mod tests {
         }
         assert!(ChannelName::parse(&"a".repeat(200), 200).is_ok());
         assert!(ChannelName::parse(&"a".repeat(201), 200).is_err());
+    }
+
+    #[test]
+    fn maps_keyed_by_name_are_searched_by_str() {
+        let mut m = std::collections::HashMap::new();
+        m.insert(ChannelName::parse("private-a", 200).unwrap(), 1);
+        assert_eq!(m.get("private-a"), Some(&1));
+        assert_eq!(m.remove("private-a"), Some(1));
+        assert!(!m.contains_key("private-a"));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Channels per connection by default: far above an Echo page with a few hundred channels, far
+/// below what lets one socket hold megabytes of registry state.
+const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1000;
+
 /// Per-app size and count limits, enforced on both the WebSocket and the REST paths.
 ///
 /// The defaults are the values Pusher documents (see `pusher-protocol.md` §0 and §10).
@@ -29,6 +33,8 @@ pub struct Limits {
     pub client_events_per_second: u32,
     /// Most user ids kept from a signin's watchlist.
     pub max_watchlist_size: usize,
+    /// Most channels one connection may be subscribed to at once (user channels included).
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +50,7 @@ impl Default for Limits {
             max_presence_user_id_len: 128,
             client_events_per_second: 10,
             max_watchlist_size: 100,
+            max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS,
         }
     }
 }

@@ -42,6 +42,12 @@ struct Inner {
     subscribers: HashMap<SocketId, Subscriber>,
     /// Presence roster: user id → member. Keyed by user, not socket: several tabs, one member.
     members: HashMap<String, Member>,
+    /// The encoded presence `subscription_succeeded`, kept while the roster is unchanged, so a
+    /// second tab of a member (or a repeated subscribe) does not encode the roster again.
+    roster_reply: Option<ByteString>,
+    /// Set by the leave that emptied the channel, which then drops it from its namespace: a
+    /// joiner still holding this `Channel` must look the channel up again.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -68,14 +74,14 @@ pub enum Joined {
         /// The user became a member with this socket (`member_added`), presence only.
         member_added: bool,
         /// The frame to answer with (`subscription_succeeded`, with the roster on presence).
-        reply: String,
+        reply: ByteString,
         /// Subscribers now.
         subscription_count: usize,
     },
     /// The socket was already subscribed; answer again, count nothing twice.
     Again {
         /// The frame to answer with.
-        reply: String,
+        reply: ByteString,
     },
     /// The presence channel has `max_members` distinct users and this is a new one.
     PresenceFull,
@@ -94,6 +100,15 @@ pub struct Left {
     pub subscription_count: usize,
 }
 
+/// A join attempt on one `Channel`: done, or the channel closed under the caller.
+#[derive(Debug)]
+pub(super) enum Attempt {
+    /// The join was decided.
+    Done(Joined),
+    /// The channel was vacated and is being dropped; the member is handed back for a retry.
+    Closed(Option<PresenceMember>),
+}
+
 impl Channel {
     /// Adds a socket; `member` is set for presence channels, bounded by `max_members`.
     pub(super) fn join(
@@ -102,11 +117,14 @@ impl Channel {
         outbound: &Outbound,
         member: Option<PresenceMember>,
         max_members: usize,
-    ) -> Joined {
+    ) -> Attempt {
         let mut inner = self.inner.write();
+        if inner.closed {
+            return Attempt::Closed(member);
+        }
         let sid = outbound.socket_id();
         if inner.subscribers.contains_key(sid) {
-            return Joined::Again { reply: inner.reply(name, member.is_some()) };
+            return Attempt::Done(Joined::Again { reply: inner.reply(name, member.is_some()) });
         }
         let occupied = inner.subscribers.is_empty();
         let mut member_added = false;
@@ -115,7 +133,7 @@ impl Channel {
                 let full = inner.members.len() >= max_members;
                 match inner.members.get_mut(&m.user_id) {
                     Some(existing) => existing.sockets += 1,
-                    None if full => return Joined::PresenceFull,
+                    None if full => return Attempt::Done(Joined::PresenceFull),
                     None => {
                         member_added = true;
                         // Announced to the others while the lock is held: a concurrent joiner
@@ -124,6 +142,7 @@ impl Channel {
                         inner.push_all(&ByteString::from(frame), None);
                         let entry = Member { info: m.user_info, sockets: 1 };
                         inner.members.insert(m.user_id.clone(), entry);
+                        inner.roster_reply = None;
                     }
                 }
                 Some(Arc::<str>::from(m.user_id))
@@ -132,12 +151,12 @@ impl Channel {
         };
         let is_presence = user_id.is_some();
         inner.subscribers.insert(sid.clone(), Subscriber { outbound: outbound.clone(), user_id });
-        Joined::New {
+        Attempt::Done(Joined::New {
             occupied,
             member_added,
             reply: inner.reply(name, is_presence),
             subscription_count: inner.subscribers.len(),
-        }
+        })
     }
 
     /// Removes a socket; when it was its user's last, tells the others (under the lock, as joins do).
@@ -153,16 +172,15 @@ impl Channel {
             m.sockets -= 1;
             if m.sockets == 0 {
                 inner.members.remove(&*uid);
+                inner.roster_reply = None;
                 inner.push_all(&ByteString::from(server_event::member_removed(name, &uid)), None);
                 member_removed = Some(uid);
             }
         }
-        Left {
-            was_subscribed: true,
-            vacated: inner.subscribers.is_empty(),
-            member_removed,
-            subscription_count: inner.subscribers.len(),
-        }
+        let vacated = inner.subscribers.is_empty();
+        // Decided under the lock, so no join can slip in between the last leave and the drop.
+        inner.closed = vacated;
+        Left { was_subscribed: true, vacated, member_removed, subscription_count: inner.subscribers.len() }
     }
 
     /// Pushes `frame` to every subscriber but `except`. Returns how many got it and how many
@@ -238,14 +256,21 @@ impl Inner {
         d
     }
 
-    fn reply(&self, name: &str, presence: bool) -> String {
+    /// The `subscription_succeeded` to answer with; on presence channels the roster's encoding
+    /// is reused until a member joins or leaves.
+    fn reply(&mut self, name: &str, presence: bool) -> ByteString {
         if !presence {
-            return server_event::subscription_succeeded(name);
+            return server_event::subscription_succeeded(name).into();
+        }
+        if let Some(reply) = &self.roster_reply {
+            return reply.clone();
         }
         let mut roster: Vec<server_event::RosterEntry<'_>> =
             self.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref())).collect();
         roster.sort_by(|a, b| a.0.cmp(b.0));
-        server_event::presence_subscription_succeeded(name, &roster)
+        let reply = ByteString::from(server_event::presence_subscription_succeeded(name, &roster));
+        self.roster_reply = Some(reply.clone());
+        reply
     }
 }
 

@@ -9,7 +9,7 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::channel::{Channel, Delivery, Joined, Left};
+use super::channel::{Attempt, Channel, Delivery, Joined, Left};
 use super::outbound::Outbound;
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
@@ -66,8 +66,9 @@ impl Namespace {
         self.sockets.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// Subscribes a socket. The channel entry is held while joining so that a concurrent
-    /// last-leave cannot drop the channel under us.
+    /// Subscribes a socket. The namespace's map is locked only to find or create the channel;
+    /// the join itself (roster encoding, `member_added` fan-out) runs under the channel's own
+    /// lock, so a big presence channel never blocks the other channels of a map shard.
     pub fn join(
         &self,
         channel: &ChannelName,
@@ -75,20 +76,44 @@ impl Namespace {
         member: Option<PresenceMember>,
         max_members: usize,
     ) -> Joined {
-        let entry = self.channels.entry(channel.as_str().to_owned()).or_default();
-        entry.join(channel.as_str(), outbound, member, max_members)
+        let name = channel.as_str();
+        let mut member = member;
+        loop {
+            let ch = self.channel_or_create(name);
+            match ch.join(name, outbound, member, max_members) {
+                Attempt::Done(joined) => return joined,
+                // Its last subscriber left after we found it: drop it (if its leaver has not
+                // yet) and join a fresh one.
+                Attempt::Closed(m) => {
+                    self.forget(name, &ch);
+                    member = m;
+                }
+            }
+        }
     }
 
     /// Unsubscribes a socket; drops the channel when it became empty.
     pub fn leave(&self, channel: &str, sid: &SocketId) -> Left {
-        let Entry::Occupied(entry) = self.channels.entry(channel.to_owned()) else {
+        let Some(ch) = self.channel(channel) else {
             return Left::default();
         };
-        let left = entry.get().leave(channel, sid);
+        let left = ch.leave(channel, sid);
         if left.vacated {
-            entry.remove();
+            self.forget(channel, &ch);
         }
         left
+    }
+
+    fn channel_or_create(&self, name: &str) -> Arc<Channel> {
+        if let Some(ch) = self.channels.get(name) {
+            return ch.value().clone();
+        }
+        self.channels.entry(name.to_owned()).or_default().value().clone()
+    }
+
+    /// Removes `ch` from the map, unless a newer channel of the same name already replaced it.
+    fn forget(&self, name: &str, ch: &Arc<Channel>) {
+        self.channels.remove_if(name, |_, current| Arc::ptr_eq(current, ch));
     }
 
     /// Fans a pre-encoded frame out to the channel's subscribers on this node.

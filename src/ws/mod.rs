@@ -20,6 +20,7 @@ use tokio::time::Duration;
 use crate::apps::AppStore;
 use crate::connection::ConnDeps;
 use crate::metrics::Health;
+use crate::rate_limit::InboundLimits;
 
 /// Socket-level settings taken from the configuration.
 #[derive(Clone, Debug)]
@@ -36,6 +37,8 @@ pub struct WsSettings {
     pub require_protocol_param: bool,
     /// Prefix in front of `/app/{key}` (`server.path_prefix`), empty for none.
     pub path_prefix: String,
+    /// Each connection's budget of inbound messages.
+    pub inbound: InboundLimits,
 }
 
 /// What the WebSocket route needs.

@@ -11,6 +11,7 @@ use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH};
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
+use crate::rate_limit::{InboundBudget, Verdict};
 use crate::registry::{CloseSignal, Next, OutboundRx};
 
 /// How the loop ended.
@@ -23,6 +24,8 @@ enum End {
     Pusher(ErrorCode),
     /// Close with a plain WebSocket code (no Pusher meaning).
     Ws(u16, &'static str),
+    /// The client kept sending over its inbound budget: close with 4100 (reconnect later).
+    Flooded,
 }
 
 /// What woke the loop.
@@ -41,6 +44,7 @@ struct Session {
     rx: OutboundRx,
     out: socket::Writer,
     hb: Heartbeat,
+    inbound: InboundBudget,
     metrics: AppMetrics,
     limit: Duration,
 }
@@ -56,13 +60,13 @@ pub(super) fn run(
     settings: &WsSettings,
 ) -> impl Future<Output = ()> + use<> {
     let metrics = conn.metrics().clone();
-    metrics.connects.inc();
-    metrics.connections.inc();
-    let hb = Heartbeat::new(Instant::now(), settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
+    let now = Instant::now();
+    let hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
+    let inbound = InboundBudget::new(settings.inbound, now);
     let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
     let out = socket::Writer::default();
     let limit = settings.pong_timeout;
-    Session { conn, io, reader, rx, out, hb, metrics, limit }.run(hello.into())
+    Session { conn, io, reader, rx, out, hb, inbound, metrics, limit }.run(hello.into())
 }
 
 impl Session {
@@ -80,9 +84,13 @@ impl Session {
         tokio::pin!(beat);
 
         while end.is_none() {
+            // Each wake-up spends from the task's cooperative budget, and the task yields when
+            // it is spent: a socket with an endless supply of buffered frames (or of queued ones)
+            // cannot keep its worker from the other sockets.
+            tokio::task::consume_budget().await;
+            // Unbiased: a busy queue must not starve reads or the heartbeat, nor a flood of
+            // reads the queue.
             let wake = tokio::select! {
-                biased;
-                // Close requests come first: they arrive through the same queue as frames.
                 next = self.rx.next() => Wake::Queue(next),
                 msg = self.reader.recv(&self.io) => Wake::Read(msg),
                 () = &mut beat => Wake::Beat,
@@ -114,7 +122,20 @@ impl Session {
     /// One client message (or the end of the stream).
     async fn on_read(&mut self, msg: Result<Message, ReadError>) -> Result<(), End> {
         if !matches!(msg, Err(ReadError::Gone)) {
-            self.hb.seen(Instant::now());
+            let now = Instant::now();
+            self.hb.seen(now);
+            if let Ok(m) = &msg
+                && !matches!(m, Message::Close(_))
+            {
+                match self.inbound.check(now) {
+                    Verdict::Admit => {}
+                    Verdict::Refuse => return Box::pin(self.over_budget(m)).await,
+                    Verdict::Close => {
+                        self.conn.metrics_reject(Rejection::InboundFlood);
+                        return Err(End::Flooded);
+                    }
+                }
+            }
         }
         match msg {
             Ok(Message::Text(text)) => Box::pin(self.on_text(text)).await,
@@ -147,6 +168,17 @@ impl Session {
         }
     }
 
+    /// A message over the inbound budget: dropped; a text message is answered with 4301.
+    async fn over_budget(&mut self, msg: &Message) -> Result<(), End> {
+        self.conn.metrics_reject(Rejection::InboundRateLimited);
+        if !matches!(msg, Message::Text(_)) {
+            return Ok(());
+        }
+        let message = "Too many messages: over this connection's rate limit; the message was dropped";
+        let err = server_event::error(Some(ErrorCode::ClientEventRejected), message);
+        self.send(&[err.into()]).await
+    }
+
     /// A Pusher message: the connection decides, the replies go out.
     async fn on_text(&mut self, text: ByteString) -> Result<(), End> {
         self.metrics.messages_in.inc();
@@ -155,7 +187,6 @@ impl Session {
         if self.conn.handle_text(&text, Instant::now(), &mut replies).await == After::Authorized {
             self.hb.authorized();
         }
-        let replies: Vec<ByteString> = replies.into_iter().map(ByteString::from).collect();
         self.send(&replies).await
     }
 
@@ -208,8 +239,6 @@ impl Session {
             metrics.slow_consumers.inc();
         }
         conn.close().await;
-        metrics.connections.dec();
-        metrics.disconnects.inc();
         close(&io, &mut out, end, limit).await;
     }
 }
@@ -230,6 +259,10 @@ async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, limit: Durati
         }
         End::Pusher(code) => close_with_error(io, out, code, close_message(code), limit).await,
         End::Ws(code, message) => close_frame(io, out, &Control::close(code, message), limit).await,
+        End::Flooded => {
+            let message = "Too many messages; reconnect later";
+            close_with_error(io, out, ErrorCode::OverCapacity, message, limit).await;
+        }
     }
 }
 

@@ -385,3 +385,14 @@ impl Api {
         self.post("/events", &json!({"name": event, "channel": channel, "data": data})).await
     }
 }
+
+/// The value of the series `name{labels}` (labels as rendered, e.g. `reason="x"`), 0 if absent.
+pub fn series(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// How many inputs were refused for `reason` (`herald_rejected_total`).
+pub fn rejected(text: &str, reason: &str) -> f64 {
+    series(text, "herald_rejected_total", &format!("reason=\"{reason}\""))
+}
