@@ -47,8 +47,28 @@ async fn info_counts_users_and_subscriptions() {
     assert_eq!(status, 200);
     assert_eq!(
         res,
-        json!({"channels": {"presence-room": {"user_count": 1}, "news": {"subscription_count": 1}, "empty": {"subscription_count": 0}}})
+        json!({"channels": {
+            "presence-room": {"user_count": 1, "subscription_count": 2},
+            "news": {"subscription_count": 1},
+            "empty": {"subscription_count": 0},
+        }})
     );
+}
+
+/// A trigger to a user's channel leaves out `socket_id`, like every other trigger: the tab that
+/// caused it does not hear its own echo.
+#[tokio::test]
+async fn send_to_user_honours_socket_id() {
+    let s = TestServer::default().await;
+    let mut tab1 = s.connect(KEY).await;
+    let mut tab2 = s.connect(KEY).await;
+    for tab in [&mut tab1, &mut tab2] {
+        tab.signin(r#"{"id":"7"}"#).await;
+    }
+    let body = json!({"name": "n", "channel": "#server-to-user-7", "data": "x", "socket_id": tab1.socket_id});
+    assert_eq!(s.api().post("/events", &body).await.0, 200);
+    assert_eq!(tab2.expect("n").await["channel"], "#server-to-user-7");
+    tab1.expect_quiet().await;
 }
 
 #[tokio::test]

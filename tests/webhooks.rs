@@ -221,6 +221,43 @@ async fn subscription_counts_when_wanted() {
     assert_eq!(events, vec![json!({"name": "subscription_count", "channel": "count-me", "subscription_count": 2})]);
 }
 
+/// Above 100 subscribers, `subscription_count` webhooks follow the event's cadence: at most one
+/// per 5 s, the delayed one carrying the count current when it goes out.
+#[tokio::test]
+async fn subscription_count_webhooks_are_throttled_on_big_channels() {
+    let mut r = receiver(0, 200).await;
+    let mut cfg = webhook_config(&r.url);
+    use herald::protocol::WebhookKind::{ChannelOccupied, SubscriptionCount};
+    cfg.apps[0].webhooks[0].events = vec![SubscriptionCount, ChannelOccupied];
+    let s = TestServer::start(cfg).await;
+    let mut clients = Vec::new();
+    for _ in 0..105 {
+        let mut c = s.connect(KEY).await;
+        c.subscribe("big").await;
+        clients.push(c);
+    }
+    // Webhooks leave in the order they were queued: an unthrottled count for 102–105 would
+    // come before this marker.
+    clients[0].subscribe("marker").await;
+    let mut seen = Vec::new();
+    // The throttled announcement comes up to 5 s after the 101st: wait longer than `WAIT`.
+    while seen.last() != Some(&json!(105)) {
+        let hook = tokio::time::timeout(WAIT * 3, r.hooks.recv()).await.expect("a webhook in time").unwrap();
+        for e in hook.events() {
+            match (e["name"].as_str(), e["channel"].as_str()) {
+                (Some("channel_occupied"), Some("marker")) => seen.push(json!("marker")),
+                (Some("subscription_count"), Some("big")) => seen.push(e["subscription_count"].clone()),
+                _ => {}
+            }
+        }
+    }
+    // Batching collapses a channel's repeated counts to the latest, so below 101 any subset
+    // may arrive; 101 goes out at once, then the marker, and 105 once the throttle allows.
+    let n = seen.len();
+    assert!(n >= 3 && seen[n - 3..] == [json!(101), json!("marker"), json!(105)], "{seen:?}");
+    assert!(seen[..n - 3].iter().all(|c| c.as_u64().is_some_and(|c| c <= 100)), "{seen:?}");
+}
+
 #[tokio::test]
 async fn events_are_batched_into_one_request() {
     let mut r = receiver(0, 200).await;

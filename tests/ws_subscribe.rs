@@ -261,6 +261,26 @@ async fn malformed_json_gets_a_non_closing_error() {
     subscribe_exact(&mut c, "orders").await;
 }
 
+/// Each refusal says what was wrong, once: the field at fault and its expected type.
+#[tokio::test]
+async fn malformed_frames_are_told_what_was_wrong() {
+    let s = TestServer::default().await;
+    let mut c = s.connect(KEY).await;
+    for (bad, says) in [
+        (r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":5}}"#, "Field `auth` must be a string"),
+        (r#"{"event":"pusher:subscribe","data":{"auth":""}}"#, "Missing field `channel`"),
+        (r#"{"event":"pusher:subscribe"}"#, "Missing field `data`"),
+        (r#"{"event":"pusher:signin","data":{"auth":"k:s"}}"#, "Missing field `user_data`"),
+    ] {
+        c.send_text(bad).await;
+        assert_eq!(c.expect_error(None).await, says, "{bad}");
+    }
+    c.send_text("{not json").await;
+    let message = c.expect_error(None).await;
+    assert!(message.starts_with("Invalid message format: "), "{message}");
+    assert_eq!(message.matches("nvalid message format").count(), 1, "{message}");
+}
+
 #[tokio::test]
 async fn unknown_events_get_a_non_closing_error() {
     let s = TestServer::default().await;

@@ -34,9 +34,17 @@ impl Adapter for LocalAdapter {
         Ok(())
     }
 
-    async fn send_to_user(&self, app_id: &str, user_id: &str, frame: ByteString) -> Result<(), AdapterError> {
+    async fn send_to_user(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        frame: ByteString,
+        except: Option<&SocketId>,
+    ) -> Result<(), AdapterError> {
         for out in self.registry.namespace(app_id).user_outbounds(user_id) {
-            out.push(frame.clone());
+            if except != Some(out.socket_id()) {
+                out.push(frame.clone());
+            }
         }
         Ok(())
     }

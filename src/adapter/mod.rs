@@ -42,8 +42,15 @@ pub trait Adapter: Send + Sync {
         except: Option<&SocketId>,
     ) -> Result<(), AdapterError>;
 
-    /// Delivers `frame` to every socket signed in as `user_id` (`#server-to-user-{id}`).
-    async fn send_to_user(&self, app_id: &str, user_id: &str, frame: ByteString) -> Result<(), AdapterError>;
+    /// Delivers `frame` to every socket signed in as `user_id` (`#server-to-user-{id}`), except
+    /// the socket `except`.
+    async fn send_to_user(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        frame: ByteString,
+        except: Option<&SocketId>,
+    ) -> Result<(), AdapterError>;
 
     /// Closes every socket signed in as `user_id`.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;

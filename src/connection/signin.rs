@@ -19,10 +19,7 @@ impl Connection {
         }
         let user = match UserData::parse(&req.user_data, &app.limits) {
             Ok(u) => u,
-            Err(e) => {
-                let msg = format!("Invalid user_data: {e}");
-                return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, &msg, replies);
-            }
+            Err(e) => return self.refuse(ErrorCode::Unauthorized, Rejection::SigninRefused, &e.to_string(), replies),
         };
         if let Some(current) = &self.user {
             if current.id != user.id {

@@ -105,8 +105,8 @@ pub enum BadRequest {
     /// `socket_id` does not match `^\d+\.\d+$`.
     #[error("invalid socket_id")]
     BadSocketId,
-    /// More events than one batch may hold.
-    #[error("{count} events in the batch, the limit is {limit}")]
+    /// More events than one batch may hold (the hosted service's wording).
+    #[error("Batch too large ({count} > {limit})")]
     TooManyBatchEvents {
         /// Events in the request.
         count: usize,
@@ -122,7 +122,7 @@ pub enum BadRequest {
     #[error("Cannot retrieve the user count unless the channel is a presence channel")]
     UserCountOnNonPresence,
     /// The users endpoint on a channel that is not a presence channel.
-    #[error("users can only be retrieved for presence channels")]
+    #[error("Users can only be retrieved for presence channels")]
     UsersOnNonPresence,
 }
 
@@ -141,8 +141,11 @@ pub enum ApiError {
     /// The request is malformed.
     #[error(transparent)]
     BadRequest(#[from] BadRequest),
-    /// An event's `data` is larger than the app allows.
-    #[error("event data is {size} bytes, above the limit of {limit}")]
+    /// An event's `data` is larger than the app allows (the hosted service's wording, which SDK
+    /// users match on).
+    #[error(
+        "The data content of this event exceeds the allowed maximum ({limit} bytes). See https://pusher.com/docs/channels/server_api/http-api#publishing-events for more info"
+    )]
     DataTooLarge {
         /// Size of the data, in bytes.
         size: usize,

@@ -64,7 +64,11 @@ pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespons
             replies.push(reply);
         }
     }
-    for event in &events {
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            // Each event may fan out to thousands of sockets: let the worker's other tasks in.
+            tokio::task::yield_now().await;
+        }
         publish(deps, app_id, event).await?;
     }
     tracing::debug!(events = events.len(), "batch triggered");
@@ -104,18 +108,24 @@ async fn attrs(deps: &ApiDeps, app_id: &str, channel: &ChannelName, info: Info) 
 }
 
 /// Encodes the frame once per channel; user channels go to the user's sockets, others to the
-/// channel's subscribers (minus `socket_id`); cache channels also keep the event.
+/// channel's subscribers, minus `socket_id` on both. A cache channel keeps the event before it
+/// fans out, so a subscriber joining in between gets this event, not the one before it.
 async fn publish(deps: &ApiDeps, app_id: &str, event: &ValidEvent) -> Result<(), ApiError> {
-    for channel in &event.channels {
-        let name = channel.as_str();
-        let frame = ByteString::from(server_event::channel_event(&event.name, name, &event.data));
-        match channel.user_id() {
-            Some(user_id) => deps.adapter.send_to_user(app_id, user_id, frame).await?,
-            None => deps.adapter.publish(app_id, name, frame, event.socket_id.as_ref()).await?,
+    let except = event.socket_id.as_ref();
+    for (i, channel) in event.channels.iter().enumerate() {
+        if i > 0 {
+            // One channel's fan-out is the longest stretch this request holds its worker.
+            tokio::task::yield_now().await;
         }
+        let name = channel.as_str();
         if channel.is_cache() {
             let ttl = deps.settings.cache_ttl;
             deps.registry.cache().put(app_id, name, &event.name, &event.data, Instant::now(), ttl);
+        }
+        let frame = ByteString::from(server_event::channel_event(&event.name, name, &event.data));
+        match channel.user_id() {
+            Some(user_id) => deps.adapter.send_to_user(app_id, user_id, frame, except).await?,
+            None => deps.adapter.publish(app_id, name, frame, except).await?,
         }
     }
     Ok(())

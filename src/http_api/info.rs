@@ -34,14 +34,14 @@ impl Info {
         info
     }
 
-    /// The attributes a trigger reports for one channel: `user_count` on presence channels,
-    /// `subscription_count` on the others; an unoccupied channel counts 0.
+    /// The attributes a trigger reports for one channel, as the hosted service does:
+    /// `subscription_count` on any channel, `user_count` on presence channels only (silently
+    /// left out elsewhere); an unoccupied channel counts 0.
     pub(super) fn trigger_attrs(self, kind: ChannelKind, stats: Option<&ChannelStats>) -> Attrs {
         let presence = kind == ChannelKind::Presence;
         Attrs {
             user_count: (self.user_count && presence).then(|| stats.map_or(0, |s| s.user_count)),
-            subscription_count: (self.subscription_count && !presence)
-                .then(|| stats.map_or(0, |s| s.subscription_count)),
+            subscription_count: self.subscription_count.then(|| stats.map_or(0, |s| s.subscription_count)),
         }
     }
 
@@ -86,7 +86,9 @@ mod tests {
         let both = Info::parse("user_count,subscription_count");
         let stats = ChannelStats { name: "x".into(), subscription_count: 3, user_count: 2 };
         let p = both.trigger_attrs(ChannelKind::Presence, Some(&stats));
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"user_count":2}"#);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"user_count":2,"subscription_count":3}"#);
+        let p = Info::parse("user_count").trigger_attrs(ChannelKind::Presence, None);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"user_count":0}"#);
         let o = both.trigger_attrs(ChannelKind::Public, None);
         assert_eq!(serde_json::to_string(&o).unwrap(), r#"{"subscription_count":0}"#);
         let none = Info::parse("user_count").trigger_attrs(ChannelKind::Private, Some(&stats));

@@ -87,52 +87,47 @@ struct Envelope<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// The fields of a `pusher:*` event's `data`, each kept as raw JSON so that its type is
+/// checked by hand and a refusal names the field actually at fault.
 #[derive(Deserialize)]
-struct SubscribeData {
-    channel: String,
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    channel_data: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-struct SigninData {
-    auth: String,
-    user_data: Box<RawValue>,
-}
-
-#[derive(Deserialize)]
-struct UnsubscribeData {
-    channel: String,
+struct Fields<'a> {
+    #[serde(default, borrow)]
+    channel: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    auth: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    channel_data: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    user_data: Option<&'a RawValue>,
 }
 
 /// Parses one text frame.
 ///
 /// # Errors
-/// [`ProtocolError::Malformed`] for anything that is not a JSON object with a string `event`,
-/// [`ProtocolError::MissingField`] when a `pusher:*` event lacks a required field.
+/// [`ProtocolError::Malformed`] for anything that is not a JSON object with a string `event`;
+/// for a `pusher:*` event, [`ProtocolError::MissingField`] when a required field (or `data`
+/// itself) is absent and [`ProtocolError::WrongType`] when one has the wrong type.
 pub fn parse(text: &str) -> Result<ClientEvent, ProtocolError> {
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     Ok(match env.event.as_ref() {
         "pusher:ping" => ClientEvent::Ping,
         "pusher:pong" => ClientEvent::Pong,
-        "pusher:subscribe" => {
-            let d: SubscribeData = with_data(env.data, "channel")?;
-            ClientEvent::Subscribe(Subscribe {
-                channel: d.channel,
-                auth: d.auth,
-                channel_data: d.channel_data.as_deref().map(string_or_raw),
-            })
-        }
+        "pusher:subscribe" => with_fields(env.data, |f| {
+            Ok(ClientEvent::Subscribe(Subscribe {
+                channel: required_string(f.channel, "channel")?,
+                auth: optional_string(f.auth, "auth")?,
+                channel_data: optional_json_text(f.channel_data, "channel_data")?,
+            }))
+        })?,
         "pusher:unsubscribe" => {
-            let d: UnsubscribeData = with_data(env.data, "channel")?;
-            ClientEvent::Unsubscribe { channel: d.channel }
+            with_fields(env.data, |f| Ok(ClientEvent::Unsubscribe { channel: required_string(f.channel, "channel")? }))?
         }
-        "pusher:signin" => {
-            let d: SigninData = with_data(env.data, "user_data")?;
-            ClientEvent::Signin(Signin { auth: d.auth, user_data: string_or_raw(&d.user_data) })
-        }
+        "pusher:signin" => with_fields(env.data, |f| {
+            let auth = required_string(f.auth, "auth")?;
+            let user_data =
+                optional_json_text(f.user_data, "user_data")?.ok_or(ProtocolError::MissingField("user_data"))?;
+            Ok(ClientEvent::Signin(Signin { auth, user_data }))
+        })?,
         e if e.starts_with("client-") => {
             let channel = env.channel.ok_or(ProtocolError::MissingField("channel"))?;
             ClientEvent::Client(ClientMessage {
@@ -145,19 +140,49 @@ pub fn parse(text: &str) -> Result<ClientEvent, ProtocolError> {
     })
 }
 
-/// `pusher:*` data may be an object or a string holding JSON; both are accepted.
-fn with_data<T: DeserializeOwned>(raw: Option<&RawValue>, field: &'static str) -> Result<T, ProtocolError> {
-    let parsed = raw.and_then(|raw| match serde_json::from_str::<String>(raw.get()) {
-        Ok(text) => from_json_text(&text),
-        Err(_) => from_json_text(raw.get()),
-    });
-    parsed.ok_or(ProtocolError::MissingField(field))
+/// `pusher:*` data may be an object or a string holding one; both are accepted.
+fn with_fields<T>(
+    raw: Option<&RawValue>,
+    read: impl FnOnce(&Fields<'_>) -> Result<T, ProtocolError>,
+) -> Result<T, ProtocolError> {
+    let raw = raw.filter(|r| r.get() != "null").ok_or(ProtocolError::MissingField("data"))?;
+    let not_an_object = ProtocolError::WrongType { field: "data", expected: "an object" };
+    match serde_json::from_str::<String>(raw.get()) {
+        Ok(text) => read(&serde_json::from_str(&text).map_err(|_| not_an_object)?),
+        Err(_) => read(&serde_json::from_str(raw.get()).map_err(|_| not_an_object)?),
+    }
+}
+
+fn is_absent(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+fn optional_string(raw: Option<&RawValue>, field: &'static str) -> Result<Option<String>, ProtocolError> {
+    if is_absent(raw) {
+        return Ok(None);
+    }
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .map(Some)
+        .ok_or(ProtocolError::WrongType { field, expected: "a string" })
+}
+
+fn required_string(raw: Option<&RawValue>, field: &'static str) -> Result<String, ProtocolError> {
+    optional_string(raw, field)?.ok_or(ProtocolError::MissingField(field))
 }
 
 /// A field that is normally a JSON string (`channel_data`, `user_data`): its string value, or
-/// the raw JSON text when a client sent an object instead.
-fn string_or_raw(raw: &RawValue) -> String {
-    serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned())
+/// the raw JSON text when a client sent an object instead (the exact text that was signed).
+fn optional_json_text(raw: Option<&RawValue>, field: &'static str) -> Result<Option<String>, ProtocolError> {
+    let Some(raw) = raw.filter(|_| !is_absent(raw)) else {
+        return Ok(None);
+    };
+    let text = raw.get();
+    if text.starts_with('{') {
+        return Ok(Some(text.to_owned()));
+    }
+    serde_json::from_str::<String>(text)
+        .map(Some)
+        .map_err(|_| ProtocolError::WrongType { field, expected: "a string (or an object)" })
 }
 
 /// Parses a JSON document held in a string field into `T`.
@@ -232,12 +257,39 @@ mod tests {
             assert!(matches!(parse(bad), Err(ProtocolError::Malformed(_))), "{bad}");
         }
         assert_eq!(parse(r#"{"event":"pusher:subscribe","data":{}}"#), Err(ProtocolError::MissingField("channel")));
-        assert_eq!(parse(r#"{"event":"pusher:subscribe"}"#), Err(ProtocolError::MissingField("channel")));
+        assert_eq!(parse(r#"{"event":"pusher:subscribe"}"#), Err(ProtocolError::MissingField("data")));
+        assert_eq!(parse(r#"{"event":"pusher:subscribe","data":null}"#), Err(ProtocolError::MissingField("data")));
+        assert_eq!(
+            parse(r#"{"event":"pusher:subscribe","data":7}"#),
+            Err(ProtocolError::WrongType { field: "data", expected: "an object" })
+        );
         assert_eq!(
             parse(r#"{"event":"pusher:signin","data":{"auth":"x"}}"#),
             Err(ProtocolError::MissingField("user_data"))
         );
         assert_eq!(parse(r#"{"event":"client-x","data":{}}"#), Err(ProtocolError::MissingField("channel")));
+    }
+
+    #[test]
+    fn refusals_name_the_field_at_fault() {
+        let wrong = |field, expected| Err(ProtocolError::WrongType { field, expected });
+        assert_eq!(
+            parse(r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":5}}"#),
+            wrong("auth", "a string")
+        );
+        assert_eq!(parse(r#"{"event":"pusher:subscribe","data":{"channel":["a"]}}"#), wrong("channel", "a string"));
+        assert_eq!(
+            parse(r#"{"event":"pusher:subscribe","data":{"channel":"presence-a","auth":"k:s","channel_data":1}}"#),
+            wrong("channel_data", "a string (or an object)")
+        );
+        assert_eq!(parse(r#"{"event":"pusher:unsubscribe","data":{}}"#), Err(ProtocolError::MissingField("channel")));
+        assert_eq!(
+            parse(r#"{"event":"pusher:signin","data":{"user_data":"{}"}}"#),
+            Err(ProtocolError::MissingField("auth"))
+        );
+        assert_eq!(parse(r#"{"event":"pusher:signin","data":{"auth":1,"user_data":"{}"}}"#), wrong("auth", "a string"));
+        let malformed = parse("nope").unwrap_err().to_string();
+        assert_eq!(malformed.matches("Invalid message format").count(), 1, "{malformed}");
     }
 
     #[test]

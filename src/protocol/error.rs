@@ -5,11 +5,19 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The frame is not a JSON object with a string `event`.
-    #[error("invalid message format: {0}")]
+    #[error("Invalid message format: {0}")]
     Malformed(String),
-    /// A required field is missing or has the wrong type.
-    #[error("missing or invalid field `{0}`")]
+    /// A required field is missing (or `null`).
+    #[error("Missing field `{0}`")]
     MissingField(&'static str),
+    /// A field is present with the wrong JSON type.
+    #[error("Field `{field}` must be {expected}")]
+    WrongType {
+        /// The field, as named on the wire.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// The channel name is empty, too long or has a forbidden character.
     #[error("invalid channel name")]
     BadChannelName,
@@ -28,9 +36,9 @@ pub enum ProtocolError {
     #[error("invalid socket id")]
     BadSocketId,
     /// Presence `channel_data` is not valid.
-    #[error("invalid channel_data: {0}")]
+    #[error("Invalid channel_data: {0}")]
     BadChannelData(&'static str),
     /// Signin `user_data` is not valid.
-    #[error("invalid user_data: {0}")]
+    #[error("Invalid user_data: {0}")]
     BadUserData(&'static str),
 }

@@ -65,7 +65,7 @@ impl State {
         }
     }
 
-    fn next_wake(&self) -> Option<Instant> {
+    fn next_wake(&mut self) -> Option<Instant> {
         let batch = self.batches.values().map(|b| b.started + self.settings.batch_window).min();
         match (batch, self.held.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),

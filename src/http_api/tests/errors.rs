@@ -35,7 +35,7 @@ async fn refused_triggers_publish_nothing() {
         (
             json!({"name":"e","data":"x".repeat(10 * 1024 + 1),"channel":"news"}).to_string(),
             StatusCode::PAYLOAD_TOO_LARGE,
-            "10241 bytes",
+            "The data content of this event exceeds the allowed maximum (10240 bytes)",
         ),
         (r#"{"name":"e","data":"d","channel":"news""#.into(), StatusCode::BAD_REQUEST, "invalid JSON"),
         (r#"{"data":"d","channel":"news"}"#.into(), StatusCode::BAD_REQUEST, "`name`"),
@@ -48,7 +48,7 @@ async fn refused_triggers_publish_nothing() {
         assert!(error_of(&reply).contains(needle), "{reply} lacks {needle}");
     }
     let batch_cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"batch": vec![item.clone(); 11]}), StatusCode::BAD_REQUEST, "11 events"),
+        (json!({"batch": vec![item.clone(); 11]}), StatusCode::BAD_REQUEST, "Batch too large (11 > 10)"),
         (
             json!({"batch": [item.clone(), {"name": "e", "data": "d", "channel": "a b"}]}),
             StatusCode::BAD_REQUEST,
@@ -57,7 +57,7 @@ async fn refused_triggers_publish_nothing() {
         (
             json!({"batch": [item.clone(), {"name": "e", "data": "x".repeat(10241), "channel": "a"}]}),
             StatusCode::PAYLOAD_TOO_LARGE,
-            "#1",
+            "#1: The data content of this event exceeds",
         ),
         (json!({"batch": [item.clone(), {"data": "d", "channel": "a"}]}), StatusCode::BAD_REQUEST, "`name`"),
         (json!({"batch": [item.clone(), 3]}), StatusCode::BAD_REQUEST, "#1"),

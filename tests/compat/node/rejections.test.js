@@ -212,6 +212,8 @@ test('REST: oversized payload → 413; too many channels / batch items → 400',
   // A string goes out as it is: 10 241 bytes > the 10 240 default.
   await assert.rejects(stack.sdk.trigger(name, 'big', 'x'.repeat(10241)), (e) => {
     assert.equal(e.status, 413);
+    // The hosted service's wording, which applications match on.
+    assert.match(e.body, /The data content of this event exceeds the allowed maximum \(10240 bytes\)/);
     return true;
   });
   // Exactly at the limit is fine.
@@ -233,6 +235,7 @@ test('REST: oversized payload → 413; too many channels / batch items → 400',
   const batch = Array.from({ length: 11 }, (_, i) => ({ channel: name, name: 'b', data: { i } }));
   await assert.rejects(stack.sdk.triggerBatch(batch), (e) => {
     assert.equal(e.status, 400);
+    assert.match(e.body, /Batch too large \(11 > 10\)/);
     return true;
   });
   await marker(stack.sdk, name, c.probe);
