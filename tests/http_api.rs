@@ -228,3 +228,36 @@ async fn user_channels_accept_any_visible_user_id() {
     assert_eq!(s.api().trigger("#server-to-user-auth0|abc", "note", "hi").await.0, 200);
     assert_eq!(c.expect("note").await["channel"], "#server-to-user-auth0|abc");
 }
+
+/// A body refused from its declared size is still read to its end (bounded), so a client that
+/// writes all of it, as Node's and PHP's HTTP clients do, reads the 413 instead of a broken pipe.
+#[tokio::test]
+async fn a_refused_five_megabyte_body_is_answered_413_and_read_to_its_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::default().await;
+    let body = json!({"name": "e", "channel": "news", "data": "x".repeat(5 * 1024 * 1024)}).to_string();
+    let path = format!("/apps/{APP_ID}/events");
+    let q = s.api().signed_query("POST", &path, &[], body.as_bytes(), now_secs());
+    let tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let (mut rd, mut wr) = tcp.into_split();
+    let head = format!(
+        "POST {path}?{q} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        wr.write_all(body.as_bytes()).await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("bytes\"}") {
+        let n = tokio::time::timeout(WAIT, rd.read(&mut chunk)).await.expect("an answer in time").unwrap();
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&response));
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let wr = tokio::time::timeout(WAIT, writer).await.expect("written in time").unwrap();
+    assert!(wr.is_ok(), "every byte of the body was taken, no broken pipe: {wr:?}");
+}

@@ -140,3 +140,48 @@ async fn a_plain_get_of_the_socket_path_gets_400_and_other_routes_still_work() {
     let (status, _) = s.api().get("/channels", &[]).await;
     assert_eq!(status, 200);
 }
+
+/// RFC 6455 §7.4: codes that only report a close (1005, 1006, 1015), unassigned or reserved
+/// ones, and anything below 1000 may not be sent; a close carrying one is answered with 1002.
+#[tokio::test]
+async fn close_codes_that_may_not_be_sent_are_answered_with_1002() {
+    let s = TestServer::default().await;
+    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+        let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+        raw.send_frame(true, 0x8, &code.to_be_bytes()).await;
+        assert_eq!(raw.next_frame().await, Frame::Close(Some(1002)), "close code {code}");
+    }
+    for code in [1000u16, 1001, 3000, 4999] {
+        let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+        raw.send_frame(true, 0x8, &code.to_be_bytes()).await;
+        assert_eq!(raw.next_frame().await, Frame::Close(Some(code)), "close code {code} is echoed");
+    }
+}
+
+#[tokio::test]
+async fn a_one_byte_close_payload_is_answered_with_1002() {
+    let s = TestServer::default().await;
+    let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+    raw.send_frame(true, 0x8, &[0x03]).await;
+    assert_eq!(raw.next_frame().await, Frame::Close(Some(1002)));
+}
+
+#[tokio::test]
+async fn a_close_reason_that_is_not_utf8_is_answered_with_1007() {
+    let s = TestServer::default().await;
+    let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+    raw.send_frame(true, 0x8, &[0x03, 0xe8, 0xff, 0xfe]).await;
+    assert_eq!(raw.next_frame().await, Frame::Close(Some(1007)));
+}
+
+/// Control frames must not be fragmented (RFC 6455 §5.5).
+#[tokio::test]
+async fn fragmented_control_frames_close_with_1002() {
+    let s = TestServer::default().await;
+    for opcode in [0x9u8, 0xA, 0x8] {
+        let mut raw = s.connect_tcp(KEY, "protocol=7").await;
+        raw.send_frame(false, opcode, b"").await;
+        assert_eq!(raw.next_frame().await, Frame::Close(Some(1002)), "opcode {opcode:#x}");
+        assert!(rejected(&s.metrics().await, "malformed_message") >= 1.0);
+    }
+}

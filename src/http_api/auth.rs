@@ -61,7 +61,11 @@ pub(super) struct Signed {
 ///
 /// # Errors
 /// The first check that fails, as an [`ApiError`].
-pub(super) async fn authenticate(req: &HttpRequest, payload: web::Payload, deps: &ApiDeps) -> Result<Signed, ApiError> {
+pub(super) async fn authenticate(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    deps: &ApiDeps,
+) -> Result<Signed, ApiError> {
     let app_id = req.match_info().get("app_id").unwrap_or_default();
     let app = deps.apps.find_by_id(app_id).await?.ok_or(ApiError::AppNotFound)?;
     if !app.enabled {

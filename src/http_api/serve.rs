@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::error::ApiError;
-use super::{ApiDeps, auth, channels, events, users};
+use super::{ApiDeps, auth, body, channels, events, users};
 
 /// The REST endpoints, each with its route and metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,12 @@ pub(super) async fn serve(
     let started = Instant::now();
     let app_id = req.match_info().get("app_id").unwrap_or_default();
     let span = tracing::debug_span!("api_request", endpoint = endpoint.label(), app_id);
-    let result = handle(endpoint, &req, payload, &deps).instrument(span.clone()).await;
+    let mut payload = payload;
+    let result = handle(endpoint, &req, &mut payload, &deps).instrument(span.clone()).await;
+    if matches!(&result, Err(e) if !matches!(e, ApiError::BodyTimeout)) {
+        // Refused before (or while) its body was read: let the client finish sending it.
+        body::drain(&mut payload, deps.settings.body_timeout).await;
+    }
     let response = span.in_scope(|| respond(&deps, result));
     finish(&deps, endpoint.label(), &response, started);
     response
@@ -87,7 +92,7 @@ pub(super) async fn serve(
 async fn handle(
     endpoint: Endpoint,
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     deps: &ApiDeps,
 ) -> Result<HttpResponse, ApiError> {
     let signed = auth::authenticate(req, payload, deps).await?;

@@ -131,16 +131,41 @@ impl Reader {
                         return whole(text, data).map(Some);
                     }
                 }
+                OpCode::Ping | OpCode::Pong | OpCode::Close if !fin => {
+                    return Err(ReadError::Protocol("fragmented control frame"));
+                }
                 OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
                 OpCode::Pong => return Ok(Some(Message::Pong)),
-                OpCode::Close => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return Ok(Some(Message::Close(code)));
-                }
+                OpCode::Close => return close_message(&payload).map(Some),
                 OpCode::Bad => return Err(ReadError::Protocol("unknown opcode")),
             }
         }
     }
+}
+
+/// A client's close frame (RFC 6455 §5.5.1, §7.4): empty, or a code a peer may send followed
+/// by a UTF-8 reason.
+fn close_message(payload: &[u8]) -> Result<Message, ReadError> {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return if payload.is_empty() {
+            Ok(Message::Close(None))
+        } else {
+            Err(ReadError::Protocol("one-byte close payload"))
+        };
+    };
+    let code = u16::from_be_bytes(*code);
+    if !may_be_sent(code) {
+        return Err(ReadError::Protocol("a close code that may not be sent"));
+    }
+    std::str::from_utf8(reason).map_err(|_| ReadError::NotUtf8)?;
+    Ok(Message::Close(Some(code)))
+}
+
+/// Close codes an endpoint may put in a close frame: the defined ones (not 1004, nor 1005,
+/// 1006 and 1015, which only report a close without a frame), and the registered and private
+/// ranges. 0–999 and unassigned 1xxx–2xxx codes may not be sent.
+const fn may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 fn whole(text: bool, data: BytesMut) -> Result<Message, ReadError> {
@@ -295,6 +320,24 @@ pub(super) async fn linger(io: &TcpStream, limit: tokio::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_payloads_are_checked() {
+        let close = |code: u16, reason: &[u8]| {
+            let mut p = code.to_be_bytes().to_vec();
+            p.extend_from_slice(reason);
+            close_message(&p)
+        };
+        assert!(matches!(close_message(&[]), Ok(Message::Close(None))));
+        assert!(matches!(close_message(&[3]), Err(ReadError::Protocol(_))));
+        for ok in [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999] {
+            assert!(matches!(close(ok, b"bye"), Ok(Message::Close(Some(c))) if c == ok), "{ok}");
+        }
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+            assert!(matches!(close(bad, b""), Err(ReadError::Protocol(_))), "{bad}");
+        }
+        assert!(matches!(close(1000, &[0xff, 0xfe]), Err(ReadError::NotUtf8)));
+    }
 
     #[test]
     fn declared_length_is_read_from_every_header_form() {

@@ -2,6 +2,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
 import { APPS, WRONG_SECRET } from '../lib/herald.js';
 import { startBackend, sdkFor } from '../lib/backend.js';
 import { newEcho, newPusher, Log, marker, uniq } from '../lib/clients.js';
@@ -240,4 +242,54 @@ test('REST: oversized payload → 413; too many channels / batch items → 400',
   });
   await marker(stack.sdk, name, c.probe);
   assert.deepEqual(c.probe.framesOf('b'), [], 'a refused batch publishes nothing');
+});
+
+/** A signed `POST path` of `body` as the SDKs sign it, sent with Node's own http client. */
+function rawSignedPost(herald, app, path, body) {
+  const params = {
+    auth_key: app.key,
+    auth_timestamp: String(Math.floor(Date.now() / 1000)),
+    auth_version: '1.0',
+    body_md5: crypto.createHash('md5').update(body).digest('hex'),
+  };
+  const query = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('&');
+  const signature = crypto.createHmac('sha256', app.secret).update(`POST\n${path}\n${query}`).digest('hex');
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: herald.host,
+        port: herald.port,
+        method: 'POST',
+        path: `${path}?${query}&auth_signature=${signature}`,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('REST: a 5 MB signed body gets a readable 413, not EPIPE (Node http client and the SDK)', async () => {
+  const app = APPS.main;
+  const data = 'x'.repeat(5 * 1024 * 1024);
+  const body = JSON.stringify({ name: 'huge', channel: uniq('huge.'), data });
+  const res = await rawSignedPost(stack.herald, app, `/apps/${app.id}/events`, body);
+  assert.equal(res.status, 413);
+  assert.match(JSON.parse(res.text).error, /larger than 1048576 bytes/);
+  // The SDK reports the status too, rather than a network error.
+  await assert.rejects(stack.sdk.trigger(uniq('huge.'), 'huge', data), (e) => {
+    assert.equal(e.status, 413, `${e}`);
+    return true;
+  });
+  // And the server is fine afterwards.
+  assert.deepEqual(await stack.sdk.trigger('news', 'after', {}).then((r) => r.json()), {});
 });
