@@ -4,6 +4,7 @@
 //! - [`server`]: composition root; builds everything from [`config`] and runs shutdown.
 //! - [`ws`]: the WebSocket transport: the `/app/{key}` upgrade (an actix-http upgrade service
 //!   that takes the TCP stream over) and the per-socket session task.
+//! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
 //! - [`adapter`]: seam for fan-out and cluster-wide queries (local loopback today).
@@ -17,6 +18,7 @@
 //! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
 
 pub mod adapter;
+pub mod admission;
 pub mod apps;
 pub mod config;
 pub mod connection;

@@ -12,12 +12,13 @@ use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
-use tokio::time::Duration;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Adapter, LocalAdapter};
+use crate::admission::{Admission, AdmissionSettings};
 use crate::apps::{AppStore, StaticAppStore};
-use crate::config::{AdapterDriver, Config};
+use crate::config::{AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
 use crate::connection::{ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::metrics::{self, Health, Metrics};
@@ -73,10 +74,12 @@ pub async fn start(config: Config) -> io::Result<Running> {
             cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
         },
     };
+    let admission = Admission::new(admission_settings(&config.server), metrics.open_sockets(), Instant::now());
     let ws_deps = WsDeps {
         apps: apps.clone(),
         conn,
         health: health.clone(),
+        admission,
         settings: WsSettings {
             activity_timeout: Duration::from_secs(ws.activity_timeout_secs),
             pong_timeout: Duration::from_secs(ws.pong_timeout_secs),
@@ -124,6 +127,26 @@ pub async fn run(config: Config, signal: impl Future<Output = ()>) -> io::Result
     running.shutdown();
     running.wait().await;
     Ok(())
+}
+
+/// The node's admission limits; an automatic `max_connections` leaves `FD_RESERVE` of the
+/// open-files limit to everything that is not a socket.
+fn admission_settings(server: &ServerConfig) -> AdmissionSettings {
+    let max_connections = match server.max_connections {
+        0 => {
+            let (soft, _) = rlimit::Resource::NOFILE.get().unwrap_or((u64::MAX, u64::MAX));
+            let max = soft.saturating_sub(FD_RESERVE).max(soft / 2);
+            usize::try_from(max).unwrap_or(usize::MAX)
+        }
+        n => n,
+    };
+    AdmissionSettings {
+        max_connections,
+        per_second: server.max_connections_per_second,
+        burst: server.connections_burst,
+        max_per_ip: server.max_connections_per_ip,
+        trusted_proxies: server.trusted_proxies.iter().filter_map(|p| parse_proxy(p)).collect(),
+    }
 }
 
 fn cors(origins: &[String]) -> Cors {

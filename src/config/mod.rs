@@ -12,7 +12,7 @@ mod webhooks;
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{load, load_str};
-pub use validate::{Issue, validate};
+pub use validate::{Issue, parse_proxy, validate};
 pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
 use serde::{Deserialize, Serialize};
@@ -75,13 +75,40 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Seconds a client has to send its request head (stalled upgrades are dropped).
     pub request_timeout_secs: u64,
+    /// Sockets this node keeps open at once (every state, upgraded ones included); above it
+    /// upgrades get HTTP 503. 0: the open-files limit less `FD_RESERVE`.
+    pub max_connections: usize,
+    /// New sockets per second this node admits on average (a token bucket); above it upgrades
+    /// get HTTP 503. 0: no limit.
+    pub max_connections_per_second: u32,
+    /// New sockets admitted at once, above that rate.
+    pub connections_burst: u32,
+    /// Sockets one client address may hold; above it upgrades get HTTP 429. 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` names the client address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "0.0.0.0".into(), port: 6001, path_prefix: String::new(), workers: 0, request_timeout_secs: 10 }
+        Self {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            path_prefix: String::new(),
+            workers: 0,
+            request_timeout_secs: 10,
+            max_connections: 0,
+            max_connections_per_second: 2000,
+            connections_burst: 4000,
+            max_connections_per_ip: 0,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
+
+/// File descriptors kept free of sockets when `server.max_connections` is automatic: listeners,
+/// REST connections, webhook requests, logs.
+pub const FD_RESERVE: u64 = 1024;
 
 /// The metrics and health listener (`/metrics`, `/health`, `/ready`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -75,7 +75,29 @@ impl Issues {
 }
 
 fn check_server(server: &ServerConfig, metrics: &MetricsConfig, issues: &mut Issues) {
-    let ServerConfig { host, port, path_prefix, workers: _, request_timeout_secs } = server;
+    let ServerConfig {
+        host,
+        port,
+        path_prefix,
+        workers: _,
+        request_timeout_secs,
+        max_connections: _,
+        max_connections_per_second,
+        connections_burst,
+        max_connections_per_ip: _,
+        trusted_proxies,
+    } = server;
+    if *max_connections_per_second > 0 {
+        issues.at_least("server.connections_burst", u64::from(*connections_burst), 1);
+    }
+    for (index, proxy) in trusted_proxies.iter().enumerate() {
+        if parse_proxy(proxy).is_none() {
+            issues.push(
+                path::child_index("server.trusted_proxies", index),
+                format!("`{proxy}` is not an IP address or a CIDR block such as `10.0.0.0/8`"),
+            );
+        }
+    }
     issues.not_empty("server.host", host);
     let bad_prefix = !path_prefix.is_empty()
         && (!path_prefix.starts_with('/')
@@ -132,6 +154,11 @@ fn check_http_api(api: &HttpApiConfig, issues: &mut Issues) {
             );
         }
     }
+}
+
+/// A trusted proxy entry: an address (one host) or a CIDR block.
+pub fn parse_proxy(entry: &str) -> Option<ipnet::IpNet> {
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| entry.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// `http://host[:port]` or `https://host[:port]`: what browsers send in `Origin`.

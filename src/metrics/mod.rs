@@ -37,6 +37,12 @@ pub enum Rejection {
     InboundRateLimited,
     /// A connection closed (4100) for sending over its inbound budget for too long.
     InboundFlood,
+    /// Upgrade refused (503): the node is at `server.max_connections`.
+    NodeFull,
+    /// Upgrade refused (503): new connections arrive faster than `server.max_connections_per_second`.
+    ConnectRate,
+    /// Upgrade refused (429): the client address is at `server.max_connections_per_ip`.
+    AddressLimit,
     /// Signin refused.
     SigninRefused,
     /// Client event refused (disabled, wrong channel, not subscribed, too large).
@@ -65,6 +71,9 @@ impl Rejection {
             Self::SubscriptionLimit => "subscription_limit",
             Self::InboundRateLimited => "inbound_rate_limited",
             Self::InboundFlood => "inbound_flood",
+            Self::NodeFull => "node_full",
+            Self::ConnectRate => "connect_rate",
+            Self::AddressLimit => "address_limit",
             Self::SigninRefused => "signin_refused",
             Self::ClientEventRefused => "client_event_refused",
             Self::ClientEventRateLimited => "client_event_rate_limited",
@@ -90,6 +99,7 @@ struct Inner {
     slow_consumers: IntCounterVec,
     channels: IntGaugeVec,
     presence_members: IntGaugeVec,
+    open_sockets: IntGauge,
     api: ApiMetrics,
     rejected: IntCounterVec,
     webhook_requests: IntCounterVec,
@@ -166,6 +176,12 @@ impl Metrics {
             ),
             channels: gauge("herald_channels", "Occupied channels", app),
             presence_members: gauge("herald_presence_members", "Presence members summed over channels", app),
+            // unwrap: the name and help are static and valid.
+            open_sockets: IntGauge::new(
+                "herald_open_sockets",
+                "Sockets admitted and open on this node, every state and app (server.max_connections)",
+            )
+            .unwrap(),
             api: ApiMetrics {
                 requests: counter(
                     "herald_api_requests_total",
@@ -198,6 +214,7 @@ impl Metrics {
             Box::new(inner.slow_consumers.clone()),
             Box::new(inner.channels.clone()),
             Box::new(inner.presence_members.clone()),
+            Box::new(inner.open_sockets.clone()),
             Box::new(inner.api.requests.clone()),
             Box::new(inner.api.duration.clone()),
             Box::new(inner.rejected.clone()),
@@ -230,6 +247,11 @@ impl Metrics {
             presence_members: i.presence_members.with_label_values(&[app_id]),
         };
         i.per_app.entry(app_id.to_owned()).or_insert(m).value().clone()
+    }
+
+    /// The node-wide gauge of open sockets, for admission control to keep.
+    pub fn open_sockets(&self) -> IntGauge {
+        self.inner.open_sockets.clone()
     }
 
     /// Counts refused input.

@@ -4,6 +4,7 @@
 //! actix-http hands every `Upgrade: websocket` request here with its connection (`Framed`), so
 //! the socket is served without the HTTP dispatcher and its fixed read and write buffers.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 
 use actix_codec::Framed;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 use super::socket::{self, Reader};
 use super::{WsDeps, session};
+use crate::admission::{Permit, Refused, client_ip};
 use crate::apps::App;
 use crate::connection::Connection;
 use crate::metrics::Rejection;
@@ -114,6 +116,10 @@ pub(super) async fn upgrade(
         deps.conn.metrics.reject(Rejection::Draining);
         return respond(framed, draining_response()).await;
     }
+    let permit = match admit(&deps, &req, framed.io_ref()) {
+        Ok(permit) => permit,
+        Err(refused) => return respond(framed, refused_response(refused)).await,
+    };
     let accept = match ws::handshake(head) {
         Ok(mut accept) => accept.finish().drop_body(),
         Err(e) => return respond(framed, Response::from(e)).await,
@@ -129,7 +135,7 @@ pub(super) async fn upgrade(
     let app = match found {
         Ok(app) => app,
         Err(refusal) => {
-            actix_web::rt::spawn(refuse(io, &refusal, &deps));
+            actix_web::rt::spawn(holding(permit, refuse(io, &refusal, &deps)));
             return Ok(());
         }
     };
@@ -137,15 +143,54 @@ pub(super) async fn upgrade(
     let (tx, rx) = outbound(sid, deps.settings.outbound_queue_frames);
     let ns = deps.conn.registry.namespace(&app.id);
     if !ns.add_socket(&tx, app.max_connections) {
-        actix_web::rt::spawn(refuse(io, &Refusal::OverQuota, &deps));
+        actix_web::rt::spawn(holding(permit, refuse(io, &Refusal::OverQuota, &deps)));
         return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
 
     let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
     let session = session::run(conn, io, reader, rx, &deps.settings).instrument(span);
-    actix_web::rt::spawn(session);
+    actix_web::rt::spawn(holding(permit, session));
     Ok(())
+}
+
+/// Runs `socket` while holding its admission `permit`: the socket's place is given back when
+/// the task ends, however it ends.
+async fn holding(permit: Permit, socket: impl Future<Output = ()>) {
+    socket.await;
+    drop(permit);
+}
+
+/// Asks node-wide admission for a place, counting a refusal.
+fn admit(deps: &WsDeps, req: &Request, io: &TcpStream) -> Result<Permit, Refused> {
+    let peer = io.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let forwarded = req.head().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = client_ip(peer, forwarded, &deps.admission.settings().trusted_proxies);
+    deps.admission.admit(ip, Instant::now()).inspect_err(|refused| {
+        let why = match refused {
+            Refused::NodeFull => Rejection::NodeFull,
+            Refused::TooFast => Rejection::ConnectRate,
+            Refused::AddressFull => Rejection::AddressLimit,
+        };
+        deps.conn.metrics.reject(why);
+        tracing::debug!(reason = why.as_str(), "upgrade refused");
+    })
+}
+
+/// A refused upgrade: 503 (node full, too fast) or 429 (address full), answered before the
+/// handshake so it costs next to nothing. pusher-js retries a failed handshake after its
+/// transport timeout (15 s, then longer), which spreads a reconnect storm out.
+fn refused_response(refused: Refused) -> Response<BoxBody> {
+    let status = match refused {
+        Refused::NodeFull | Refused::TooFast => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::AddressFull => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let body = serde_json::json!({ "error": refused.to_string() }).to_string();
+    let mut res = Response::with_body(status, Bytes::from(body));
+    let headers = res.headers_mut();
+    headers.insert(actix_http::header::CONTENT_TYPE, actix_http::header::HeaderValue::from_static("application/json"));
+    headers.insert(actix_http::header::RETRY_AFTER, actix_http::header::HeaderValue::from_static("1"));
+    res.map_into_boxed_body()
 }
 
 /// Replaces the HTTP dispatcher's wakers that the stream still holds with no-op ones.

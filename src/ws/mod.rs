@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use tokio::net::TcpStream;
 use tokio::time::Duration;
 
+use crate::admission::Admission;
 use crate::apps::AppStore;
 use crate::connection::ConnDeps;
 use crate::metrics::Health;
@@ -50,6 +51,8 @@ pub struct WsDeps {
     pub conn: ConnDeps,
     /// Draining flag: upgrades are refused with 503 while set.
     pub health: Health,
+    /// Node-wide limits on open and new sockets.
+    pub admission: Admission,
     /// Settings.
     pub settings: WsSettings,
 }

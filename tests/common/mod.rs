@@ -396,3 +396,9 @@ pub fn series(text: &str, name: &str, labels: &str) -> f64 {
 pub fn rejected(text: &str, reason: &str) -> f64 {
     series(text, "herald_rejected_total", &format!("reason=\"{reason}\""))
 }
+
+/// The value of an unlabelled series `name`, 0 if absent.
+pub fn unlabelled(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}

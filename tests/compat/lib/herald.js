@@ -61,12 +61,13 @@ function tomlTable(header, obj) {
 }
 
 /**
- * Renders a herald.toml. `apps` is a list of app objects as in APPS, each optionally with
+ * Renders a herald.toml. `server`, `websocket` and `webhooks` add keys to those tables.
+ * `apps` is a list of app objects as in APPS, each optionally with
  * `limits` (an [apps.limits] table) and `webhooks` (a list of [[apps.webhooks]] tables).
  */
-export function renderConfig({ port = 0, websocket = {}, webhooks = {}, apps = Object.values(APPS) } = {}) {
+export function renderConfig({ port = 0, server = {}, websocket = {}, webhooks = {}, apps = Object.values(APPS) } = {}) {
   const parts = [
-    tomlTable('[server]', { host: '127.0.0.1', port, workers: 2 }),
+    tomlTable('[server]', { host: '127.0.0.1', port, workers: 2, ...server }),
     tomlTable('[metrics]', { host: '127.0.0.1', port: 0 }),
     tomlTable('[log]', { format: 'json', level: 'info' }),
     tomlTable('[shutdown]', { drain_secs: 0, ready_grace_secs: 0 }),
