@@ -1,10 +1,12 @@
 //! The `herald` binary: parse the command line, load the configuration, run the server.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use herald::config::{self, Config, LogFormat};
+use herald::server::Stopped;
 
 /// A self-hosted Pusher Channels server.
 #[derive(Parser)]
@@ -70,8 +72,10 @@ fn serve(file: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(herald::server::run(cfg, herald::shutdown::signal())) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(herald::server::run(cfg, herald::shutdown::signal)) {
+        Ok(Stopped::Drained) => ExitCode::SUCCESS,
+        // Tasks may still be running (a drain, webhook requests): do not wait for them.
+        Ok(Stopped::Interrupted) => std::process::exit(EXIT_INTERRUPTED),
         Err(e) => {
             tracing::error!(error = %e, "server failed");
             ExitCode::FAILURE
@@ -79,9 +83,15 @@ fn serve(file: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
+/// Exit status after a second SIGTERM/SIGINT cut the drain short.
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Logs go to stderr, coloured only when it is a terminal (and `NO_COLOR` is unset), so files
+/// and log collectors never get ANSI escape codes.
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&cfg.log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

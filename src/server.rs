@@ -116,17 +116,32 @@ pub async fn start(config: Config) -> io::Result<Running> {
     Ok(Running { addr, metrics_addr, stop, done })
 }
 
-/// Runs until `signal` completes, then shuts down gracefully.
+/// How [`run`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown sequence ran to its end.
+    Drained,
+    /// A second signal arrived during the drain: stop at once, without finishing it.
+    Interrupted,
+}
+
+/// Runs until `signal()` completes, then shuts down gracefully; a second `signal()` during the
+/// drain ends it at once (an operator's second Ctrl-C, or a supervisor that lost patience).
 ///
 /// # Errors
 /// Binding a listener failed.
-pub async fn run(config: Config, signal: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn run<F: Future<Output = ()>>(config: Config, mut signal: impl FnMut() -> F) -> io::Result<Stopped> {
     let running = start(config).await?;
-    signal.await;
-    tracing::info!("shutdown signal received");
+    signal().await;
+    tracing::info!("shutdown signal received; draining (a second signal exits at once)");
     running.shutdown();
-    running.wait().await;
-    Ok(())
+    tokio::select! {
+        () = running.wait() => Ok(Stopped::Drained),
+        () = signal() => {
+            tracing::warn!("second shutdown signal: exiting without finishing the drain");
+            Ok(Stopped::Interrupted)
+        }
+    }
 }
 
 /// The node's admission limits; an automatic `max_connections` leaves `FD_RESERVE` of the

@@ -17,9 +17,21 @@ fn allow_origin(r: &reqwest::Response) -> Option<String> {
     r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
 }
 
+/// The REST API is server-to-server: no CORS headers unless configured.
 #[tokio::test]
-async fn any_origin_by_default() {
+async fn off_by_default() {
     let s = TestServer::default().await;
+    let r = preflight(&s, "https://app.example.com").await;
+    assert_eq!(allow_origin(&r), None);
+    let (status, _) = s.api().trigger("a", "e", "x").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn any_origin_when_asked() {
+    let mut cfg = config();
+    cfg.http_api.cors_allowed_origins = vec!["*".into()];
+    let s = TestServer::start(cfg).await;
     let r = preflight(&s, "https://app.example.com").await;
     assert!(r.status().is_success(), "{}", r.status());
     assert!(allow_origin(&r).is_some());

@@ -10,12 +10,32 @@ const SLOW_METRIC: &str = "herald_slow_consumer_disconnects_total";
 const MAX_BATCHES: usize = 1000;
 const BATCH: usize = 4;
 
-#[tokio::test]
-async fn a_socket_that_stops_reading_is_closed_and_counted() {
+fn slow_config() -> herald::config::Config {
     let mut cfg = config();
     cfg.websocket.outbound_queue_frames = 8;
     cfg.apps[0].limits.client_events_per_second = 1_000_000;
-    let s = TestServer::start(cfg).await;
+    cfg.websocket.inbound_messages_per_second = 1_000_000;
+    cfg
+}
+
+/// A steady producer, not a burst: a few events, then a ping round trip, so the queue fills
+/// because the socket stopped reading, not because one wake-up delivered more than 8 frames.
+async fn flood_until_slow(s: &TestServer, flooder: &mut Client) {
+    let payload = "x".repeat(8 * 1024);
+    let mut batches = 0;
+    while s.metric(SLOW_METRIC).await < 1.0 {
+        assert!(batches < MAX_BATCHES, "the slow socket was never disconnected");
+        for _ in 0..BATCH {
+            flooder.client_event("private-flood", "client-flood", json!(payload)).await;
+        }
+        flooder.expect_quiet().await;
+        batches += 1;
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_closed_and_counted() {
+    let s = TestServer::start(slow_config()).await;
 
     let path = format!("{}/app/{KEY}?protocol=7", s.path_prefix());
     let mut slow = RawClient::connect(s.addr(), &path, Some(4096)).await;
@@ -27,18 +47,7 @@ async fn a_socket_that_stops_reading_is_closed_and_counted() {
     a.subscribe("private-other").await;
     b.subscribe("private-other").await;
 
-    // A steady producer, not a burst: a few events, then a ping round trip, so the queue fills
-    // because the socket stopped reading, not because one wake-up delivered more than 8 frames.
-    let payload = "x".repeat(8 * 1024);
-    let mut batches = 0;
-    while s.metric(SLOW_METRIC).await < 1.0 {
-        assert!(batches < MAX_BATCHES, "the slow socket was never disconnected");
-        for _ in 0..BATCH {
-            flooder.client_event("private-flood", "client-flood", json!(payload)).await;
-        }
-        flooder.expect_quiet().await;
-        batches += 1;
-    }
+    flood_until_slow(&s, &mut flooder).await;
 
     // Reading again drains what was already on the wire; the server's last words are 4100.
     let error = loop {
@@ -62,4 +71,27 @@ async fn a_socket_that_stops_reading_is_closed_and_counted() {
     a.expect_quiet().await;
     b.expect_quiet().await;
     assert_eq!(s.metric(SLOW_METRIC).await, 1.0);
+}
+
+/// A slow consumer that never reads again does not keep its socket, its queue or its last
+/// batch for a pong timeout: the whole close is bounded by a couple of seconds.
+#[tokio::test]
+async fn a_slow_consumer_that_never_reads_again_is_dropped_promptly() {
+    let mut cfg = slow_config();
+    cfg.websocket.pong_timeout_secs = 600;
+    let s = TestServer::start(cfg).await;
+    let path = format!("{}/app/{KEY}?protocol=7", s.path_prefix());
+    let mut slow = RawClient::connect(s.addr(), &path, Some(4096)).await;
+    slow.subscribe("private-flood").await;
+    let mut flooder = s.connect(KEY).await;
+    flooder.subscribe("private-flood").await;
+    flooder.nodelay();
+    flood_until_slow(&s, &mut flooder).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while unlabelled(&s.metrics().await, "herald_open_sockets") > 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the slow socket is still held");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    flooder.expect_quiet().await;
+    drop(slow);
 }

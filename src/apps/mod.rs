@@ -65,8 +65,9 @@ pub struct App {
     pub webhooks: Vec<WebhookTarget>,
 }
 
-/// One webhook receiver of an app, with the events and channels it wants.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One webhook receiver of an app, with the events and channels it wants. `Debug` shows
+/// header names only, and the URL without credentials or query.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
     /// The URL that receives `POST`s.
     pub url: String,
@@ -78,6 +79,19 @@ pub struct WebhookTarget {
     pub channel_suffix: String,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { url, kinds, channel_prefix, channel_suffix, headers } = self;
+        f.debug_struct("WebhookTarget")
+            .field("url", &crate::config::redacted_url(url))
+            .field("kinds", kinds)
+            .field("channel_prefix", channel_prefix)
+            .field("channel_suffix", channel_suffix)
+            .field("headers", &headers.iter().map(|(k, _)| (k, "***")).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl WebhookTarget {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use super::Config;
-use super::error::{Origin, Problem, friendly};
+use super::error::{Origin, Problem, friendly, redact};
 use super::load::app_defaults;
 use super::path::{self, Seg};
 
@@ -69,7 +69,10 @@ pub(super) fn overlay(
                 }
                 set_by.insert(key, var.name);
             }
-            Err(message) => problems.push(Problem { origin: Origin::Env(var.name), key: Some(key), message }),
+            Err(message) => {
+                let message = redact(Some(&key), message);
+                problems.push(Problem { origin: Origin::Env(var.name), key: Some(key), message });
+            }
         }
     }
     if problems.is_empty() { Ok(set_by) } else { Err(problems) }

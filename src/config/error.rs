@@ -119,9 +119,65 @@ pub(super) fn friendly(message: &str) -> String {
     message.to_owned()
 }
 
+/// `message` about the value at `key`, with every quoted value replaced by `***` when that
+/// value may be or hold a secret (an app secret, a webhook header or URL, or a table holding
+/// them), or when the key is unknown. serde quotes the offending value in its messages
+/// (`invalid type: integer `1234`, expected a string`), and a secret must not reach a log.
+pub(super) fn redact(key: Option<&str>, message: String) -> String {
+    if key.is_some_and(|k| !may_hold_secret(k)) {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push_str("***");
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push_str("***");
+    }
+    out
+}
+
+/// `apps`, `apps[N]`, `apps[N].secret`, `apps[N].webhooks…` (URLs and headers).
+fn may_hold_secret(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("apps") else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(|c: char| c == '[' || c == ']' || c.is_ascii_digit());
+    rest.is_empty() || rest == ".secret" || rest.starts_with(".webhooks")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_not_quoted() {
+        let msg = "invalid type: integer `123456`, expected a string".to_owned();
+        assert_eq!(redact(Some("apps[0].secret"), msg.clone()), "invalid type: integer `***`, expected a string");
+        assert_eq!(
+            redact(Some("apps[1].webhooks[0].headers.x-token"), "invalid type: string \"tok\"".into()),
+            "invalid type: string \"***\""
+        );
+        assert_eq!(redact(Some("apps"), msg.clone()), "invalid type: integer `***`, expected a string");
+        assert_eq!(redact(None, msg.clone()), "invalid type: integer `***`, expected a string");
+        assert_eq!(redact(Some("server.port"), msg.clone()), msg);
+        assert_eq!(redact(Some("apps[0].limits.max_batch_events"), msg.clone()), msg);
+        assert_eq!(redact(Some("apps[0].key"), msg.clone()), msg);
+    }
 
     #[test]
     fn problem_prints_origin_key_and_message() {

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, Deserializer};
 
 use super::Config;
-use super::error::{Origin, Problem, friendly};
+use super::error::{Origin, Problem, friendly, redact};
 use super::path::{self, Seg};
 
 /// Stop looking for more schema errors after this many (each round re-reads the document).
@@ -66,10 +66,11 @@ pub(super) fn parse(text: &str) -> Result<FileTable, Vec<Problem>> {
         };
         let span = error.span();
         let entry = span.as_ref().and_then(|span| innermost(&entries, span.start));
+        let key = entry.map(|entry| path::render(&entry.segs));
         problems.push(Problem {
             origin: span.map_or(Origin::Default, |span| Origin::Line(line_of(text, span.start))),
-            key: entry.map(|entry| path::render(&entry.segs)),
-            message: friendly(error.message()),
+            message: redact(key.as_deref(), friendly(error.message())),
+            key,
         });
         if !entry.is_some_and(|entry| remove(doc.get_mut(), key_prefix(&entry.segs))) {
             break;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use super::env::{self, SetBy};
-use super::error::{ConfigError, Origin, Problem, friendly};
+use super::error::{ConfigError, Origin, Problem, friendly, redact};
 use super::file::{self, KeyLines};
 use super::path;
 use super::validate::{Issue, validate};
@@ -45,7 +45,7 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let mut table = layered(file.table);
     let set_by = env::overlay(&mut table, env).map_err(ConfigError::Env)?;
     let config = Config::deserialize(table).map_err(|error| {
-        let message = friendly(error.message());
+        let message = redact(None, friendly(error.message()));
         ConfigError::Invalid(vec![Problem { origin: Origin::Default, key: None, message }])
     })?;
     validate(&config).map_err(|issues| {
@@ -153,6 +153,60 @@ mod tests {
         let mut out = Vec::new();
         missing(&defaults, &file, "", &mut out);
         assert!(out.is_empty(), "keys missing from config/herald.toml: {out:?}");
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output_or_error_messages() {
+        let text = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s3cr3t-value\"\n\
+                    [[apps.webhooks]]\nurl = \"https://user:hunter2@hooks.example/x?token=tok-in-url\"\n\
+                    headers = { \"X-Token\" = \"header-token\" }\n";
+        let config = load_str(text, []).unwrap();
+        let app = crate::apps::App::from(&config.apps[0]);
+        for shown in [format!("{config:?}"), format!("{app:?}")] {
+            for secret in ["s3cr3t-value", "header-token", "hunter2", "tok-in-url"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("X-Token"), "header names stay visible");
+        }
+        // Type errors quote the offending value; not for a secret.
+        let bad = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = 987654321\n\
+                   [[apps.webhooks]]\nurl = \"https://h.example/\"\nheaders = { \"X-Token\" = 555666777 }\n";
+        let text = load_str(bad, []).unwrap_err().to_string();
+        assert!(text.contains("apps[0].secret"), "{text}");
+        for secret in ["987654321", "555666777"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let env = vars(&[("HERALD_APPS__0__WEBHOOKS__0__HEADERS__X_TOKEN", "424242")]);
+        let text = load_str(
+            "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"https://h.example/\"\n",
+            env,
+        )
+        .map(|c| format!("{c:?}"))
+        .unwrap_or_else(|e| e.to_string());
+        assert!(!text.contains("424242"), "{text}");
+    }
+
+    #[test]
+    fn numbers_have_maximums_so_no_deadline_can_overflow() {
+        let text = "[websocket]\nactivity_timeout_secs = 9223372036854775807\n\
+                    [webhooks]\nvacate_delay_ms = 9223372036854775807\n\
+                    [[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n\
+                    user_authentication_timeout_secs = 9223372036854775807\n";
+        let found = lines(load_str(text, []));
+        for key in
+            ["websocket.activity_timeout_secs", "webhooks.vacate_delay_ms", "apps[0].user_authentication_timeout_secs"]
+        {
+            assert!(found.iter().any(|l| l.contains(key) && l.contains("must be at most")), "{key}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_headers_must_be_valid_http_headers() {
+        let text = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\n\
+                    url = \"https://h.example/\"\nheaders = { \"Bad Name\" = \"v\", \"X-Ok\" = \"line\\u0000break\" }\n";
+        let found = lines(load_str(text, []));
+        assert!(found.iter().any(|l| l.contains("`Bad Name` is not a valid HTTP header name")), "{found:?}");
+        assert!(found.iter().any(|l| l.contains("the value of `X-Ok` is not a valid HTTP header value")), "{found:?}");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub use load::{load, load_str};
 pub use validate::{Issue, parse_proxy, validate};
 pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::Limits;
@@ -182,7 +184,8 @@ pub struct HttpApiConfig {
     pub max_body_bytes: usize,
     /// Seconds a client has to send the whole body.
     pub body_timeout_secs: u64,
-    /// Origins allowed by CORS; `["*"]` allows any, `[]` disables CORS headers.
+    /// Origins allowed by CORS; `[]` (the default: the REST API is server-to-server) sends no
+    /// CORS headers, `["*"]` allows any origin.
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -192,7 +195,7 @@ impl Default for HttpApiConfig {
             timestamp_window_secs: 600,
             max_body_bytes: 1024 * 1024,
             body_timeout_secs: 10,
-            cors_allowed_origins: vec!["*".into()],
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -261,8 +264,8 @@ pub enum AdapterDriver {
     Local,
 }
 
-/// One app: its credentials, switches and limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One app: its credentials, switches and limits. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppConfig {
     /// App id, used in REST paths (`/apps/{id}/…`).
@@ -306,6 +309,53 @@ impl Default for AppConfig {
             limits: Limits::default(),
         }
     }
+}
+
+impl fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            id,
+            key,
+            secret: _,
+            enabled,
+            client_events,
+            require_user_authentication,
+            user_authentication_timeout_secs,
+            max_connections,
+            subscription_count,
+            webhooks,
+            limits,
+        } = self;
+        f.debug_struct("AppConfig")
+            .field("id", id)
+            .field("key", key)
+            .field("secret", &"***")
+            .field("enabled", enabled)
+            .field("client_events", client_events)
+            .field("require_user_authentication", require_user_authentication)
+            .field("user_authentication_timeout_secs", user_authentication_timeout_secs)
+            .field("max_connections", max_connections)
+            .field("subscription_count", subscription_count)
+            .field("webhooks", webhooks)
+            .field("limits", limits)
+            .finish()
+    }
+}
+
+/// A URL as it may be shown: credentials and query replaced by `***` (either may hold a
+/// secret, such as a token in `?key=`).
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return "<not a URL>".to_owned();
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("***");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("***"));
+    }
+    parsed.to_string()
 }
 
 impl AppConfig {

@@ -42,7 +42,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     check_server(server, metrics, &mut issues);
     check_websocket(websocket, &mut issues);
     check_http_api(http_api, &mut issues);
-    let ShutdownConfig { drain_secs: _, ready_grace_secs: _ } = shutdown;
+    let ShutdownConfig { drain_secs, ready_grace_secs } = shutdown;
+    issues.within("shutdown.drain_secs", *drain_secs, 0, HOUR);
+    issues.within("shutdown.ready_grace_secs", *ready_grace_secs, 0, HOUR);
     check_log(log, &mut issues);
     let AdapterConfig { driver: _ } = adapter;
     for (key, message) in super::webhooks::check_settings(webhooks) {
@@ -52,6 +54,10 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     if issues.0.is_empty() { Ok(()) } else { Err(issues.0) }
 }
 
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+const MIB: u64 = 1024 * 1024;
+
 #[derive(Default)]
 struct Issues(Vec<Issue>);
 
@@ -60,10 +66,14 @@ impl Issues {
         self.0.push(Issue { key: key.into(), message: message.into() });
     }
 
-    /// `usize` values arrive cast with `as u64`: lossless on every target Rust supports.
-    fn at_least(&mut self, key: impl Into<String>, value: u64, min: u64) {
+    /// `min..=max`: every number has a ceiling as well as a floor, so no value can overflow a
+    /// deadline (`Instant + Duration`) or ask for absurd memory. `usize` values arrive cast
+    /// with `as u64`: lossless on every target Rust supports.
+    fn within(&mut self, key: impl Into<String>, value: u64, min: u64, max: u64) {
         if value < min {
             self.push(key, format!("must be at least {min} (found {value})"));
+        } else if value > max {
+            self.push(key, format!("must be at most {max} (found {value})"));
         }
     }
 
@@ -81,15 +91,18 @@ fn check_server(server: &ServerConfig, metrics: &MetricsConfig, issues: &mut Iss
         path_prefix,
         workers: _,
         request_timeout_secs,
-        max_connections: _,
+        max_connections,
         max_connections_per_second,
         connections_burst,
-        max_connections_per_ip: _,
+        max_connections_per_ip,
         trusted_proxies,
     } = server;
+    issues.within("server.max_connections", *max_connections as u64, 0, 100_000_000);
+    issues.within("server.max_connections_per_second", u64::from(*max_connections_per_second), 0, 10_000_000);
     if *max_connections_per_second > 0 {
-        issues.at_least("server.connections_burst", u64::from(*connections_burst), 1);
+        issues.within("server.connections_burst", u64::from(*connections_burst), 1, 10_000_000);
     }
+    issues.within("server.max_connections_per_ip", *max_connections_per_ip as u64, 0, 100_000_000);
     for (index, proxy) in trusted_proxies.iter().enumerate() {
         if parse_proxy(proxy).is_none() {
             issues.push(
@@ -109,7 +122,7 @@ fn check_server(server: &ServerConfig, metrics: &MetricsConfig, issues: &mut Iss
                        without `?`, `#` or whitespace";
         issues.push("server.path_prefix", message);
     }
-    issues.at_least("server.request_timeout_secs", *request_timeout_secs, 1);
+    issues.within("server.request_timeout_secs", *request_timeout_secs, 1, HOUR);
 
     let MetricsConfig { host: metrics_host, port: metrics_port } = metrics;
     issues.not_empty("metrics.host", metrics_host);
@@ -131,21 +144,21 @@ fn check_websocket(ws: &WebSocketConfig, issues: &mut Issues) {
         inbound_burst,
         inbound_refused_before_close,
     } = ws;
-    issues.at_least("websocket.activity_timeout_secs", *activity_timeout_secs, 1);
-    issues.at_least("websocket.pong_timeout_secs", *pong_timeout_secs, 1);
-    issues.at_least("websocket.max_message_bytes", *max_message_bytes as u64, 1024);
-    issues.at_least("websocket.outbound_queue_frames", *outbound_queue_frames as u64, 1);
-    issues.at_least("websocket.cache_ttl_secs", *cache_ttl_secs, 1);
-    issues.at_least("websocket.inbound_messages_per_second", u64::from(*inbound_messages_per_second), 1);
-    issues.at_least("websocket.inbound_burst", u64::from(*inbound_burst), 1);
-    issues.at_least("websocket.inbound_refused_before_close", u64::from(*inbound_refused_before_close), 1);
+    issues.within("websocket.activity_timeout_secs", *activity_timeout_secs, 1, HOUR);
+    issues.within("websocket.pong_timeout_secs", *pong_timeout_secs, 1, HOUR);
+    issues.within("websocket.max_message_bytes", *max_message_bytes as u64, 1024, 64 * MIB);
+    issues.within("websocket.outbound_queue_frames", *outbound_queue_frames as u64, 1, 1_000_000);
+    issues.within("websocket.cache_ttl_secs", *cache_ttl_secs, 1, DAY);
+    issues.within("websocket.inbound_messages_per_second", u64::from(*inbound_messages_per_second), 1, 1_000_000);
+    issues.within("websocket.inbound_burst", u64::from(*inbound_burst), 1, 10_000_000);
+    issues.within("websocket.inbound_refused_before_close", u64::from(*inbound_refused_before_close), 1, 1_000_000);
 }
 
 fn check_http_api(api: &HttpApiConfig, issues: &mut Issues) {
     let HttpApiConfig { timestamp_window_secs, max_body_bytes, body_timeout_secs, cors_allowed_origins } = api;
-    issues.at_least("http_api.timestamp_window_secs", *timestamp_window_secs, 1);
-    issues.at_least("http_api.max_body_bytes", *max_body_bytes as u64, 1);
-    issues.at_least("http_api.body_timeout_secs", *body_timeout_secs, 1);
+    issues.within("http_api.timestamp_window_secs", *timestamp_window_secs, 1, DAY);
+    issues.within("http_api.max_body_bytes", *max_body_bytes as u64, 1, 64 * MIB);
+    issues.within("http_api.body_timeout_secs", *body_timeout_secs, 1, HOUR);
     for (index, origin) in cors_allowed_origins.iter().enumerate() {
         if origin != "*" && !is_origin(origin) {
             issues.push(
@@ -212,7 +225,7 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         client_events: _,
         require_user_authentication,
         user_authentication_timeout_secs,
-        max_connections: _,
+        max_connections,
         subscription_count: _,
         webhooks,
         limits,
@@ -231,10 +244,10 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         }
     }
     issues.not_empty(path::child_key(at, "secret"), secret);
-    if *require_user_authentication {
-        let here = path::child_key(at, "user_authentication_timeout_secs");
-        issues.at_least(here, *user_authentication_timeout_secs, 1);
-    }
+    let min_auth_timeout = u64::from(*require_user_authentication);
+    let here = path::child_key(at, "user_authentication_timeout_secs");
+    issues.within(here, *user_authentication_timeout_secs, min_auth_timeout, DAY);
+    issues.within(path::child_key(at, "max_connections"), *max_connections as u64, 0, 100_000_000);
     check_limits(limits, &path::child_key(at, "limits"), issues);
 }
 
@@ -252,20 +265,20 @@ fn check_limits(limits: &Limits, at: &str, issues: &mut Issues) {
         max_watchlist_size,
         max_subscriptions_per_connection,
     } = limits;
-    let mut at_least_1 = |field: &str, value: u64| {
-        issues.at_least(path::child_key(at, field), value, 1);
+    let mut check = |field: &str, value: u64, max: u64| {
+        issues.within(path::child_key(at, field), value, 1, max);
     };
-    at_least_1("max_event_data_bytes", *max_event_data_bytes as u64);
-    at_least_1("max_event_name_len", *max_event_name_len as u64);
-    at_least_1("max_channel_name_len", *max_channel_name_len as u64);
-    at_least_1("max_channels_per_trigger", *max_channels_per_trigger as u64);
-    at_least_1("max_batch_events", *max_batch_events as u64);
-    at_least_1("max_presence_members", *max_presence_members as u64);
-    at_least_1("max_presence_user_info_bytes", *max_presence_user_info_bytes as u64);
-    at_least_1("max_presence_user_id_len", *max_presence_user_id_len as u64);
-    at_least_1("client_events_per_second", u64::from(*client_events_per_second));
-    at_least_1("max_watchlist_size", *max_watchlist_size as u64);
-    at_least_1("max_subscriptions_per_connection", *max_subscriptions_per_connection as u64);
+    check("max_event_data_bytes", *max_event_data_bytes as u64, 16 * MIB);
+    check("max_event_name_len", *max_event_name_len as u64, 10_000);
+    check("max_channel_name_len", *max_channel_name_len as u64, 10_000);
+    check("max_channels_per_trigger", *max_channels_per_trigger as u64, 10_000);
+    check("max_batch_events", *max_batch_events as u64, 10_000);
+    check("max_presence_members", *max_presence_members as u64, 1_000_000);
+    check("max_presence_user_info_bytes", *max_presence_user_info_bytes as u64, MIB);
+    check("max_presence_user_id_len", *max_presence_user_id_len as u64, 10_000);
+    check("client_events_per_second", u64::from(*client_events_per_second), 1_000_000);
+    check("max_watchlist_size", *max_watchlist_size as u64, 100_000);
+    check("max_subscriptions_per_connection", *max_subscriptions_per_connection as u64, 1_000_000);
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Must not deliver anything: `webhooks/` does.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ impl Default for WebhooksConfig {
 }
 
 /// One webhook target of an app (`[[apps.webhooks]]`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL that receives `POST`s.
@@ -67,55 +68,76 @@ pub struct WebhookConfig {
 /// Headers Herald sets itself on every webhook request.
 pub const RESERVED_HEADERS: [&str; 3] = ["content-type", "x-pusher-key", "x-pusher-signature"];
 
-/// Problems with the global webhook settings, as (key, message).
+/// Problems with the global webhook settings, as (key, message): each number within its
+/// bounds, so no delay can overflow a deadline.
 pub(super) fn check_settings(w: &WebhooksConfig) -> Vec<(String, String)> {
     let WebhooksConfig {
-        batch_ms: _,
+        batch_ms,
         batch_max_events,
-        vacate_delay_ms: _,
+        vacate_delay_ms,
         request_timeout_secs,
         retry_initial_ms,
-        retry_max_secs: _,
+        retry_max_secs,
         queue_events,
         max_pending_batches,
         max_concurrent_requests,
     } = w;
     let mut out = Vec::new();
-    for (key, value) in [
-        ("webhooks.batch_max_events", *batch_max_events as u64),
-        ("webhooks.request_timeout_secs", *request_timeout_secs),
-        ("webhooks.retry_initial_ms", *retry_initial_ms),
-        ("webhooks.queue_events", *queue_events as u64),
-        ("webhooks.max_pending_batches", *max_pending_batches as u64),
-        ("webhooks.max_concurrent_requests", *max_concurrent_requests as u64),
+    for (key, value, min, max) in [
+        ("webhooks.batch_ms", *batch_ms, 0, 60_000),
+        ("webhooks.batch_max_events", *batch_max_events as u64, 1, 10_000),
+        ("webhooks.vacate_delay_ms", *vacate_delay_ms, 0, 600_000),
+        ("webhooks.request_timeout_secs", *request_timeout_secs, 1, 300),
+        ("webhooks.retry_initial_ms", *retry_initial_ms, 1, 600_000),
+        ("webhooks.retry_max_secs", *retry_max_secs, 0, 7 * 24 * 3600),
+        ("webhooks.queue_events", *queue_events as u64, 1, 10_000_000),
+        ("webhooks.max_pending_batches", *max_pending_batches as u64, 1, 1_000_000),
+        ("webhooks.max_concurrent_requests", *max_concurrent_requests as u64, 1, 10_000),
     ] {
-        if value < 1 {
-            out.push((key.to_owned(), format!("must be at least 1 (found {value})")));
+        if value < min {
+            out.push((key.to_owned(), format!("must be at least {min} (found {value})")));
+        } else if value > max {
+            out.push((key.to_owned(), format!("must be at most {max} (found {value})")));
         }
     }
     out
 }
 
-/// Problems with one target, as (field, message).
+/// Problems with one target, as (field, message). Never quotes the URL (it may carry
+/// credentials) nor a header value (it may be a token).
 pub(super) fn check_target(t: &WebhookConfig) -> Vec<(&'static str, String)> {
     let WebhookConfig { url, events: _, channel_prefix: _, channel_suffix: _, headers } = t;
     let mut out = Vec::new();
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    if !scheme_ok || url.contains(char::is_whitespace) {
-        out.push(("url", format!("`{url}` must be an http:// or https:// URL")));
+    if !scheme_ok || reqwest::Url::parse(url).is_err() {
+        out.push(("url", "must be an http:// or https:// URL".to_owned()));
     }
     for (name, value) in headers {
-        let bad_name = name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if bad_name {
-            out.push(("headers", format!("`{name}` is not a valid header name")));
+        let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            out.push(("headers", format!("`{shown}` is not a valid HTTP header name")));
         } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            out.push(("headers", format!("`{name}` is set by Herald and cannot be overridden")));
+            out.push(("headers", format!("`{shown}` is set by Herald and cannot be overridden")));
         }
-        if value.contains(['\r', '\n']) {
-            out.push(("headers", format!("the value of `{name}` must not contain line breaks")));
+        if http::HeaderValue::from_str(value).is_err() {
+            out.push(("headers", format!("the value of `{shown}` is not a valid HTTP header value")));
         }
     }
     out
+}
+
+/// Lists header names only: their values may be secrets.
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { url, events, channel_prefix, channel_suffix, headers } = self;
+        f.debug_struct("WebhookConfig")
+            .field("url", &crate::config::redacted_url(url))
+            .field("events", events)
+            .field("channel_prefix", channel_prefix)
+            .field("channel_suffix", channel_suffix)
+            .field("headers", &headers.keys().map(|k| (k, "***")).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -189,11 +189,25 @@ impl OutboundRx {
         self.shared.frames().is_empty()
     }
 
-    /// Moves up to `max` already-queued frames into `buf` without waiting.
+    /// Moves already-queued frames into `buf` without waiting, until it holds `max` frames.
     pub fn drain_ready(&mut self, buf: &mut Vec<ByteString>, max: usize) {
+        self.drain_bytes(buf, max, usize::MAX);
+    }
+
+    /// Like `drain_ready`, and also stops before the frames in `buf` would pass `max_bytes`
+    /// (at least one frame is taken): what the kernel does not take of one batch is copied,
+    /// so the batch's size bounds what a socket holds beyond its queue.
+    pub fn drain_bytes(&mut self, buf: &mut Vec<ByteString>, max: usize, max_bytes: usize) {
         let mut frames = self.shared.frames();
-        let take = max.saturating_sub(buf.len()).min(frames.len());
-        buf.extend(frames.drain(..take));
+        let mut bytes: usize = buf.iter().map(|f| f.len()).sum();
+        while buf.len() < max {
+            let Some(next) = frames.front() else { break };
+            if !buf.is_empty() && bytes + next.len() > max_bytes {
+                break;
+            }
+            bytes += next.len();
+            buf.extend(frames.pop_front());
+        }
         release_if_drained(&mut frames);
     }
 
@@ -305,6 +319,24 @@ mod tests {
         assert_eq!(batch.len(), 100);
         assert!(rx.is_empty());
         assert!(rx.shared.frames().capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn batches_stop_at_a_byte_budget() {
+        let (tx, mut rx) = outbound(SocketId::from_parts(1, 9), 100);
+        for _ in 0..10 {
+            tx.push(ByteString::from("x".repeat(100)));
+        }
+        let mut batch = Vec::new();
+        rx.drain_bytes(&mut batch, 64, 350);
+        assert_eq!(batch.len(), 3, "300 bytes fit, 400 would not");
+        let mut big = vec![ByteString::from("y".repeat(1000))];
+        rx.drain_bytes(&mut big, 64, 350);
+        assert_eq!(big.len(), 1, "a batch already over budget takes nothing more");
+        let mut one = Vec::new();
+        tx.push(ByteString::from("z".repeat(1000)));
+        rx.drain_bytes(&mut one, 64, 10);
+        assert_eq!(one.len(), 1, "at least one frame, however large");
     }
 
     #[test]

@@ -232,9 +232,9 @@ fn refuse(io: TcpStream, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");
     let message = refusal.to_string();
-    let limit = deps.settings.pong_timeout;
+    let deadline = Instant::now() + deps.settings.pong_timeout;
     async move {
-        session::close_with_error(&io, &mut socket::Writer::default(), code, &message, limit).await;
+        session::close_with_error(&io, &mut socket::Writer::default(), code, &message, deadline).await;
     }
 }
 

@@ -3,11 +3,11 @@
 
 use bytestring::ByteString;
 use tokio::net::TcpStream;
-use tokio::time::{Duration, Instant, sleep_until, timeout};
+use tokio::time::{Duration, Instant, sleep_until, timeout, timeout_at};
 
 use super::WsSettings;
 use super::frame::{Control, Op};
-use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH};
+use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH, WRITE_BATCH_BYTES};
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
@@ -197,7 +197,7 @@ impl Session {
         }
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         batch.push(frame);
-        self.rx.drain_ready(&mut batch, WRITE_BATCH);
+        self.rx.drain_bytes(&mut batch, WRITE_BATCH, WRITE_BATCH_BYTES);
         self.send(&batch).await
     }
 
@@ -234,56 +234,67 @@ impl Session {
 
     /// Leaves every channel, then closes the socket as `end` says.
     async fn finish(self, end: End) {
-        let Self { conn, io, mut out, metrics, limit, .. } = self;
-        if let End::Pusher(ErrorCode::OverCapacity) = end {
+        let Self { conn, io, reader, rx, mut out, hb: _, inbound: _, metrics, limit } = self;
+        // What is still queued will never be sent: give it back now, not after the close.
+        drop((rx, reader));
+        let slow = matches!(end, End::Pusher(ErrorCode::OverCapacity));
+        if slow {
             metrics.slow_consumers.inc();
         }
         conn.close().await;
-        close(&io, &mut out, end, limit).await;
+        // A slow consumer gets a short goodbye: it is not reading, and until the close is done
+        // the socket keeps what the kernel did not take of its last batch.
+        let deadline = Instant::now() + if slow { SLOW_CLOSE_LIMIT } else { limit };
+        close(&io, &mut out, end, deadline).await;
     }
 }
+
+/// The whole close of a slow consumer (its last batch, `pusher:error` 4100, the close frame,
+/// the client's half of the close) must be done within this, or the TCP stream is dropped.
+const SLOW_CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// RFC 6455 §7.4.1: the endpoint received data inconsistent with the message type.
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// RFC 6455 §7.4.1: the endpoint received a frame that breaks the framing rules.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 
-/// Closes the socket as `end` says, each write bounded by `limit`.
-async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, limit: Duration) {
+/// Closes the socket as `end` says, all of it by `deadline`.
+async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, deadline: Instant) {
     match end {
         End::Gone => {}
         // Echo the client's code (RFC 6455 §5.5.1); a close without one is answered without one.
         End::ClientClosed(code) => {
             let frame = code.map_or_else(|| Control::new(Op::Close, b""), |c| Control::close(c, ""));
-            close_frame(io, out, &frame, limit).await;
+            close_frame(io, out, &frame, deadline).await;
         }
-        End::Pusher(code) => close_with_error(io, out, code, close_message(code), limit).await,
-        End::Ws(code, message) => close_frame(io, out, &Control::close(code, message), limit).await,
+        End::Pusher(code) => close_with_error(io, out, code, close_message(code), deadline).await,
+        End::Ws(code, message) => close_frame(io, out, &Control::close(code, message), deadline).await,
         End::Flooded => {
             let message = "Too many messages; reconnect later";
-            close_with_error(io, out, ErrorCode::OverCapacity, message, limit).await;
+            close_with_error(io, out, ErrorCode::OverCapacity, message, deadline).await;
         }
     }
 }
 
 /// Sends `pusher:error` with `code`, then a close frame with the same code, then lets the
-/// client close. Also used for connections refused at the handshake.
+/// client close, all by `deadline`. Also used for connections refused at the handshake.
 pub(super) async fn close_with_error(
     io: &TcpStream,
     out: &mut socket::Writer,
     code: ErrorCode,
     message: &str,
-    limit: Duration,
+    deadline: Instant,
 ) {
     let text = ByteString::from(server_event::error(Some(code), message));
-    let _ = timeout(limit, out.texts(io, std::slice::from_ref(&text))).await;
-    close_frame(io, out, &Control::close(code.code(), message), limit).await;
+    if matches!(timeout_at(deadline, out.texts(io, std::slice::from_ref(&text))).await, Ok(Ok(()))) {
+        close_frame(io, out, &Control::close(code.code(), message), deadline).await;
+    }
 }
 
-/// Sends a close frame, then waits for the client's side of the close.
-async fn close_frame(io: &TcpStream, out: &mut socket::Writer, frame: &Control, limit: Duration) {
-    if matches!(timeout(limit, out.control(io, frame)).await, Ok(Ok(()))) {
-        socket::linger(io, limit).await;
+/// Sends a close frame, then waits (until `deadline`) for the client's side of the close.
+async fn close_frame(io: &TcpStream, out: &mut socket::Writer, frame: &Control, deadline: Instant) {
+    if matches!(timeout_at(deadline, out.control(io, frame)).await, Ok(Ok(()))) {
+        socket::linger(io, deadline).await;
     }
 }
 

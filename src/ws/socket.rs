@@ -18,6 +18,11 @@ use super::frame::{self, Control, MAX_HEADER, Op};
 /// Frames per `writev` (two slices each, far below `IOV_MAX`).
 pub(super) const WRITE_BATCH: usize = 64;
 
+/// Bytes of queued frames per batch: what the kernel does not take of a batch is copied and
+/// held until it drains, so this bounds a slow socket's private backlog (its queue holds only
+/// shared frames).
+pub(super) const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
 /// Bytes read per `read` call, into a stack buffer.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -297,9 +302,9 @@ fn append(buf: &mut BytesMut, op: Op, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Reads and discards until the peer closes or `limit` passes, so that closing the stream sends
-/// a FIN rather than a reset that could destroy the close frame in flight.
-pub(super) async fn linger(io: &TcpStream, limit: tokio::time::Duration) {
+/// Reads and discards until the peer closes or `deadline` passes, so that closing the stream
+/// sends a FIN rather than a reset that could destroy the close frame in flight.
+pub(super) async fn linger(io: &TcpStream, deadline: tokio::time::Instant) {
     let discard = async {
         loop {
             if io.readable().await.is_err() {
@@ -314,7 +319,7 @@ pub(super) async fn linger(io: &TcpStream, limit: tokio::time::Duration) {
             }
         }
     };
-    let _ = tokio::time::timeout(limit, discard).await;
+    let _ = tokio::time::timeout_at(deadline, discard).await;
 }
 
 #[cfg(test)]
