@@ -37,7 +37,7 @@ command -v python3 >/dev/null || { echo "compare.sh needs python3 (to print the 
 mkdir -p "$OUT"
 
 echo "== building Herald and herald-bench (release)" >&2
-cargo build --release --bin herald --bin herald-bench >&2
+cargo build --release --features bench --bin herald --bin herald-bench >&2
 
 if [ ! -f "$SOKETI_DIR/node_modules/@soketi/soketi/bin/server.js" ]; then
   echo "== installing soketi 1.6.1 into $SOKETI_DIR" >&2

@@ -19,11 +19,12 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# `--all-features` includes the load generator (feature `bench`) and its smoke test.
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --all-features -- -D warnings
 
 step "cargo test"
-cargo test --all-targets 2>&1 | tee /tmp/herald-cargo-test.log
+cargo test --all-targets --all-features 2>&1 | tee /tmp/herald-cargo-test.log
 passed=$(grep -Eo '[0-9]+ passed' /tmp/herald-cargo-test.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' /tmp/herald-cargo-test.log | awk '{s+=$1} END {print s+0}')
 echo

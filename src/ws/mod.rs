@@ -13,7 +13,7 @@ use std::sync::Arc;
 use actix_codec::Framed;
 use actix_http::{Request, h1};
 use actix_service::{ServiceFactory, fn_service};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::net::TcpStream;
 use tokio::time::Duration;
 
@@ -91,7 +91,7 @@ async fn not_upgraded(req: HttpRequest, deps: web::Data<WsDeps>) -> HttpResponse
         return handshake::draining_response().into();
     }
     match actix_http::ws::handshake(req.head()) {
-        Err(e) => e.error_response(),
+        Err(e) => HttpResponse::from(actix_http::Response::from(e)),
         Ok(_) => HttpResponse::BadRequest().body("WebSocket upgrade expected"),
     }
 }
