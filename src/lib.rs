@@ -16,12 +16,15 @@
 //! - [`shutdown`]: signals and the gradual drain.
 //! - [`config`]: the typed configuration, file + `HERALD_` environment overlay.
 //! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
+//! - `fuzzing` (tests and feature `fuzzing` only): entry points of the fuzz targets.
 
 pub mod adapter;
 pub mod admission;
 pub mod apps;
 pub mod config;
 pub mod connection;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http_api;
 pub mod metrics;
 pub mod protocol;

@@ -15,7 +15,7 @@ use super::error::{ApiError, BadRequest};
 use super::event_input::{EventIn, ValidEvent, object};
 use super::info::{Attrs, ChannelMap, Info};
 use super::{ApiDeps, json_empty, json_ok};
-use crate::protocol::{ChannelName, server_event};
+use crate::protocol::{ChannelName, Limits, server_event};
 
 #[derive(Deserialize)]
 struct BatchIn {
@@ -52,7 +52,7 @@ pub(super) async fn trigger(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespo
 /// # Errors
 /// 400/413 naming the first invalid item (nothing published); 503 when the adapter fails.
 pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
-    let events = validate_batch(signed)?;
+    let events = validate_batch(&signed.body, &signed.app.limits)?;
     let app_id = signed.app.id.as_str();
     let mut replies = Vec::new();
     if events.iter().any(|e| e.info.is_some()) {
@@ -75,9 +75,12 @@ pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespons
     if replies.is_empty() { Ok(json_empty()) } else { Ok(json_ok(&BatchReply { batch: replies })) }
 }
 
-fn validate_batch(signed: &Signed) -> Result<Vec<ValidEvent>, ApiError> {
-    let limits = &signed.app.limits;
-    let raw = object::<BatchIn>(&signed.body)?.batch.ok_or(BadRequest::MissingField("batch"))?;
+/// Every item of a `batch_events` body, validated; the first refused one names its index.
+///
+/// # Errors
+/// 400/413 for the first invalid item, or a malformed or oversized batch.
+pub(super) fn validate_batch(body: &[u8], limits: &Limits) -> Result<Vec<ValidEvent>, ApiError> {
+    let raw = object::<BatchIn>(body)?.batch.ok_or(BadRequest::MissingField("batch"))?;
     let items: Vec<Box<RawValue>> = serde_json::from_str(raw.get())
         .map_err(|_| BadRequest::WrongType { field: "batch", expected: "an array of events" })?;
     if items.len() > limits.max_batch_events {

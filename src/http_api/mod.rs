@@ -9,6 +9,8 @@ mod channels;
 mod error;
 mod event_input;
 mod events;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod info;
 mod serve;
 mod users;

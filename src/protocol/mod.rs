@@ -5,6 +5,8 @@ mod channel;
 mod client_event;
 mod codes;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod ids;
 mod limits;
 mod presence;

@@ -6,6 +6,9 @@ mod handshake;
 mod session;
 mod socket;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use socket::read_all;
+
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -322,6 +322,33 @@ pub(super) async fn linger(io: &TcpStream, deadline: tokio::time::Instant) {
     let _ = tokio::time::timeout_at(deadline, discard).await;
 }
 
+/// Feeds `data` to a reader `chunk` bytes at a time, as reads would deliver it, until it is
+/// used up or the reader refuses it; checks the reader's invariants on the way and returns
+/// how many messages came out. For fuzz targets and their property-test twins.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn read_all(data: &[u8], chunk: usize, max: usize) -> usize {
+    let mut reader = Reader::new(BytesMut::new(), max);
+    let mut messages = 0;
+    for piece in data.chunks(chunk.max(1)) {
+        reader.buf.extend_from_slice(piece);
+        loop {
+            match reader.next_buffered() {
+                Ok(Some(Message::Text(text))) => assert!(text.len() <= max, "a text message over the limit"),
+                Ok(Some(Message::Ping(payload))) => assert!(payload.len() <= 125, "a control frame over 125 bytes"),
+                Ok(Some(Message::Binary | Message::Pong | Message::Close(_))) => {}
+                Ok(None) => break,
+                Err(_) => return messages,
+            }
+            messages += 1;
+        }
+        // A frame announcing more than the limit is refused from its header, so what waits in
+        // the buffer is at most one frame's header and payload within the limit, plus one read.
+        assert!(reader.buf.len() <= max + MAX_HEADER + 4 + chunk.max(1), "buffered {}", reader.buf.len());
+        assert!(reader.partial.as_ref().is_none_or(|p| p.data.len() <= max), "fragments over the limit");
+    }
+    messages
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
