@@ -5,6 +5,11 @@
 # Usage: bash benches/compare.sh [scenario-name-filter…]
 #   DURATION=10   seconds of each measured phase          ROUNDS=1  runs per pair (medians)
 #   CONNECTIONS=10000  size of the connect scenario        OUT=target/compare/<time>  results
+#   BASELINE_BIN=path/to/herald  also run an older Herald build ("baseline") in the same run,
+#                to check that a change did not regress (e.g. a release build of main in a
+#                git worktree); ratio columns then compare Herald with it too.
+# Herald runs with its node-wide new-connection rate limit off (it would cap the connect
+# scenario by design); every other limit is at its default.
 # Only 127.0.0.1 is used. Both servers restart for every scenario and are stopped by PID,
 # also on failure.
 set -euo pipefail
@@ -15,10 +20,13 @@ ROUNDS=${ROUNDS:-1}
 CONNECTIONS=${CONNECTIONS:-10000}
 HERALD_PORT=${HERALD_PORT:-16101}
 SOKETI_PORT=${SOKETI_PORT:-16201}
+BASELINE_PORT=${BASELINE_PORT:-16301}
+BASELINE_BIN=${BASELINE_BIN:-}
 # Each server's side ports (metrics, soketi's cluster discovery) sit right above its own.
 HERALD_METRICS_PORT=$((HERALD_PORT + 1))
 SOKETI_METRICS_PORT=$((SOKETI_PORT + 1))
 SOKETI_CLUSTER_PORT=$((SOKETI_PORT + 2))
+BASELINE_METRICS_PORT=$((BASELINE_PORT + 1))
 OUT=${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}
 SOKETI_DIR=target/soketi
 
@@ -79,6 +87,7 @@ EOF
 
 HERALD_PID=""
 SOKETI_PID=""
+BASELINE_PID=""
 stop_pid() {
   local pid=$1
   [ -n "$pid" ] || return 0
@@ -92,6 +101,7 @@ stop_pid() {
 cleanup() {
   stop_pid "$HERALD_PID"
   stop_pid "$SOKETI_PID"
+  stop_pid "$BASELINE_PID"
 }
 trap cleanup EXIT INT TERM
 
@@ -107,7 +117,8 @@ wait_port() {
 }
 
 # A port already taken would send one server's traffic to another (uWS listens with SO_REUSEPORT).
-for port in "$HERALD_PORT" "$HERALD_METRICS_PORT" "$SOKETI_PORT" "$SOKETI_METRICS_PORT"; do
+for port in "$HERALD_PORT" "$HERALD_METRICS_PORT" "$SOKETI_PORT" "$SOKETI_METRICS_PORT" "$BASELINE_PORT" \
+  "$BASELINE_METRICS_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "127.0.0.1:$port is already in use; set HERALD_PORT / SOKETI_PORT" >&2
     exit 1
@@ -118,12 +129,23 @@ ulimit -n "$(ulimit -Hn)"
 
 # Both servers start fresh for every scenario and round, so memory figures start from a clean
 # process and no scenario inherits another's sockets; the idle one costs next to nothing.
+start_herald() { # binary port metrics-port log extra-env…
+  local bin=$1 port=$2 metrics=$3 log=$4
+  shift 4
+  env HERALD_SERVER__HOST=127.0.0.1 HERALD_SERVER__PORT="$port" \
+    HERALD_METRICS__HOST=127.0.0.1 HERALD_METRICS__PORT="$metrics" \
+    HERALD_SHUTDOWN__DRAIN_SECS=0 HERALD_LOG__LEVEL=warn "$@" \
+    "$bin" >"$log" 2>&1 &
+}
 start_servers() { # log-suffix
-  HERALD_SERVER__HOST=127.0.0.1 HERALD_SERVER__PORT=$HERALD_PORT \
-    HERALD_METRICS__HOST=127.0.0.1 HERALD_METRICS__PORT=$HERALD_METRICS_PORT \
-    HERALD_SHUTDOWN__DRAIN_SECS=0 HERALD_LOG__LEVEL=warn \
-    target/release/herald >"$OUT/herald.$1.log" 2>&1 &
+  start_herald target/release/herald "$HERALD_PORT" "$HERALD_METRICS_PORT" "$OUT/herald.$1.log" \
+    HERALD_SERVER__MAX_CONNECTIONS_PER_SECOND=0
   HERALD_PID=$!
+  if [ -n "$BASELINE_BIN" ]; then
+    start_herald "$BASELINE_BIN" "$BASELINE_PORT" "$BASELINE_METRICS_PORT" "$OUT/baseline.$1.log"
+    BASELINE_PID=$!
+    wait_port "$BASELINE_PORT" "$BASELINE_PID"
+  fi
   node "$SOKETI_DIR/node_modules/@soketi/soketi/bin/server.js" start --config="$OUT/soketi.json" \
     >"$OUT/soketi.$1.log" 2>&1 &
   SOKETI_PID=$!
@@ -133,8 +155,10 @@ start_servers() { # log-suffix
 stop_servers() {
   stop_pid "$HERALD_PID"
   stop_pid "$SOKETI_PID"
+  stop_pid "$BASELINE_PID"
   HERALD_PID=""
   SOKETI_PID=""
+  BASELINE_PID=""
 }
 
 run() { # server port pid name args…
@@ -164,6 +188,10 @@ for entry in "${SCENARIOS[@]}"; do
     run herald "$HERALD_PORT" "$HERALD_PID" "$name" "$round" $args
     # shellcheck disable=SC2086
     run soketi "$SOKETI_PORT" "$SOKETI_PID" "$name" "$round" $args
+    if [ -n "$BASELINE_BIN" ]; then
+      # shellcheck disable=SC2086
+      run baseline "$BASELINE_PORT" "$BASELINE_PID" "$name" "$round" $args
+    fi
     stop_servers
   done
 done
@@ -199,14 +227,21 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
 def median(ms, key):
     xs = [m[key] for m in ms if m.get(key) is not None]
     return statistics.median(xs) if xs else None
+baseline = any("baseline" in by for by in runs.values())
 print(f"\nHerald vs soketi 1.6.1 — medians of the rounds; ratio = Herald / soketi; results in {out}")
 print("(CPU figures come from /proc in 10 ms ticks: short phases with little work read as 0)")
-print(f"{'scenario':<20} {'metric':<32} {'herald':>12} {'soketi':>12} {'ratio':>8}  better")
+extra = f" {'baseline':>12} {'vs base':>8}" if baseline else ""
+print(f"{'scenario':<20} {'metric':<32} {'herald':>12} {'soketi':>12} {'ratio':>8}{extra}  better")
 for (name, scenario), by in runs.items():
     for metric, higher in SHOW.get(scenario, []):
         h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
         fmt = lambda x: "-" if x is None else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
         ratio = (h / s) if (h is not None and s) else None
+        extra = ""
+        if baseline:
+            b = median(by.get("baseline", []), metric)
+            vs = (h / b) if (h is not None and b) else None
+            extra = f" {fmt(b):>12} {fmt(vs):>8}"
         if ratio is None or higher is None:
             better = ""
         elif ratio == 0:
@@ -214,5 +249,5 @@ for (name, scenario), by in runs.items():
         else:
             gain = ratio if higher else (1 / ratio if ratio else float("inf"))
             better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
-        print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}  {better}")
+        print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
 EOF

@@ -122,3 +122,66 @@ async fn refused_triggers_are_counted_not_fatal() {
     assert!(metric(&v, "non_200") > 0.0, "{v}");
     assert!(v["errors"][0].as_str().unwrap_or_default().contains("401"), "{v}");
 }
+
+#[tokio::test]
+async fn flood_leaves_bystander_round_trips_unharmed() {
+    let s = TestServer::default().await;
+    // The default inbound budget closes the flooder (4100) within the second: that is expected.
+    let v = bench(&s, SECRET, &["flood", "--flooders", "1", "--bystanders", "3", "--interval-ms", "20"]).await;
+    assert_eq!(v["scenario"], "flood");
+    assert_eq!(metric(&v, "bystanders_ready"), 3.0, "{v}");
+    assert!(metric(&v, "bystander_round_trips") > 0.0, "{v}");
+    assert_eq!(metric(&v, "bystander_timeouts"), 0.0, "{v}");
+    assert_eq!(metric(&v, "bystander_disconnects"), 0.0, "{v}");
+    assert_eq!(metric(&v, "errors"), 0.0, "{v}");
+    assert!(metric(&v, "rtt_p50_ms") <= metric(&v, "rtt_max_ms"), "{v}");
+    assert!(metric(&v, "flooder_messages_written") > 0.0, "{v}");
+    assert!(metric(&v, "flooder_connections") >= 1.0, "{v}");
+    assert!(metric(&v, "flooder_closes_code_4100") >= 1.0, "the flooder outran its budget: {v}");
+    assert!(metric(&v, "server_cpu_ms") >= 0.0);
+}
+
+#[tokio::test]
+async fn churn_cycles_and_the_gauges_return_to_zero() {
+    let s = TestServer::default().await;
+    let url = format!("{}/metrics", s.metrics_base);
+    let args = [
+        "churn",
+        "-c",
+        "6",
+        "--channels-per-user",
+        "3",
+        "--channel-pool",
+        "10",
+        "--presence-pool",
+        "2",
+        "--hold-min-ms",
+        "50",
+        "--hold-max-ms",
+        "200",
+        "--rate",
+        "20",
+        "--sample-secs",
+        "0.3",
+        "--settle-secs",
+        "10",
+        "--metrics-url",
+        &url,
+    ];
+    let v = bench(&s, SECRET, &args).await;
+    assert_eq!(v["scenario"], "churn");
+    assert!(metric(&v, "cycles") > 0.0, "{v}");
+    assert!(metric(&v, "clean_leaves") > 0.0 && metric(&v, "abrupt_leaves") > 0.0, "{v}");
+    assert_eq!(metric(&v, "cycles"), metric(&v, "clean_leaves") + metric(&v, "abrupt_leaves"), "{v}");
+    assert!(metric(&v, "events_published") > 0.0, "{v}");
+    assert!(metric(&v, "deliveries") > 0.0, "{v}");
+    assert_eq!(metric(&v, "errors"), 0.0, "{v}");
+    assert!(metric(&v, "herald_connections_peak") > 0.0, "the gauges were sampled: {v}");
+    assert_eq!(v["details"]["gauges_at_baseline"], true, "{v}");
+    for g in ["herald_connections", "herald_channels", "herald_presence_members", "herald_open_sockets"] {
+        assert_eq!(metric(&v, &format!("{g}_end")), 0.0, "{g}: {v}");
+    }
+    let rss = v["details"]["rss_samples"].as_array().expect("rss samples");
+    assert!(rss.len() >= 3, "baseline, samples and final: {v}");
+    assert!(metric(&v, "server_rss_peak_kb") >= metric(&v, "server_rss_baseline_kb"), "{v}");
+}

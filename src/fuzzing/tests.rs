@@ -256,6 +256,12 @@ proptest! {
     }
 }
 
+/// Found by `client_frame`: a number no f64 holds is valid JSON; it is relayed byte for byte.
+#[test]
+fn client_events_keep_numbers_beyond_f64() {
+    client_frame(br#"{"event": "client-GGWGG", "channel": "WWWWWWW", "data": {"name!": 222222222222222222e2225}}"#);
+}
+
 /// The seed corpora committed for cargo-fuzz (tests/fuzz/seeds) pass the same checks, and the
 /// REST seeds are signed correctly (so the fuzzer starts from accepted requests).
 #[test]

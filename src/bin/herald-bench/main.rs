@@ -5,9 +5,11 @@
 //! Every scenario is bounded by counts and `--duration`. Progress goes to stderr; a table and
 //! one JSON line (always the last line of stdout) go to stdout. See `benches/README.md`.
 
+mod churn;
 mod client_events;
 mod connect;
 mod fanout;
+mod flood;
 mod http;
 mod net;
 mod pace;
@@ -86,6 +88,11 @@ enum Scenario {
     ClientEvents(client_events::ClientEventsArgs),
     /// REST triggers alone from keep-alive clients; triggers/s and latency.
     Http(http::HttpArgs),
+    /// Flooders write as fast as the server reads; bystanders' ping round trips must stay fast.
+    Flood(flood::FloodArgs),
+    /// Soak: users connect, subscribe, join presence, leave, over and over; RSS and gauges must
+    /// return to baseline.
+    Churn(churn::ChurnArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +118,8 @@ fn main() -> ExitCode {
             Scenario::Presence(a) => presence::run(t, a).await,
             Scenario::ClientEvents(a) => client_events::run(t, a).await,
             Scenario::Http(a) => http::run(t, a).await,
+            Scenario::Flood(a) => flood::run(t, a).await,
+            Scenario::Churn(a) => churn::run(t, a).await,
         }
     });
     // Do not wait for thousands of client tasks to notice: the report is what matters.
@@ -121,7 +130,14 @@ fn main() -> ExitCode {
             report.param("duration_s", t.duration);
             println!("{}", report.table());
             println!("{}", report.json());
-            ExitCode::SUCCESS
+            // A failed check still prints everything measured: an hour of soak is not thrown away.
+            match report.failure() {
+                Some(why) => {
+                    eprintln!("herald-bench: {why}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("herald-bench: {e}");

@@ -1,5 +1,6 @@
 //! Connections to the server under test: TCP from spread loopback source addresses, the
-//! WebSocket handshake, and the few Pusher frames the scenarios send and wait for.
+//! WebSocket handshake, the few Pusher frames the scenarios send and wait for, the two ways
+//! of leaving (close handshake, RST), and plain GETs of pages such as its `/metrics`.
 //! Must not measure anything: scenarios time what they need around these calls.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -7,8 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use herald::protocol::signature;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::client::conn::http1;
+use hyper::header::HOST;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -16,7 +23,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use crate::{Result, TargetArgs};
 
@@ -237,6 +245,29 @@ impl Conn {
         }
     }
 
+    /// The closing handshake: a close frame (1000), then reads until the server's reply ends it,
+    /// within [`STEP_TIMEOUT`].
+    pub(crate) async fn close_cleanly(mut self) -> Result<()> {
+        let closing = async {
+            self.ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await?;
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(_))) | None => return Result::Ok(()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            }
+        };
+        tokio::time::timeout(STEP_TIMEOUT, closing).await.map_err(|_| "no close reply in time")?
+    }
+
+    /// Drops the TCP connection without a close frame. SO_LINGER 0 makes it an RST, not a FIN:
+    /// a client whose network vanished mid-stream rather than one that said goodbye.
+    pub(crate) fn drop_abruptly(self) {
+        // A failed setsockopt still drops the socket, with a FIN: abrupt enough.
+        let _ = socket2::SockRef::from(self.ws.get_ref()).set_linger(Some(Duration::ZERO));
+    }
+
     /// Reads until `event` (on `channel`, when given) arrives, within [`STEP_TIMEOUT`]. A
     /// `pusher:error` or a `pusher:subscription_error` on the way is an error.
     pub(crate) async fn expect(&mut self, event: &str, channel: Option<&str>) -> Result<Frame> {
@@ -257,6 +288,27 @@ impl Conn {
             }
         }
     }
+}
+
+/// `GET url` (plain `http://host:port/path`) on a connection of its own; the body as text.
+/// For pages beside the server under test, such as its Prometheus `/metrics` listener.
+pub(crate) async fn http_get(url: &str) -> Result<String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs"))?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let get = async {
+        let tcp = TcpStream::connect(authority).await?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let request = Request::get(path).header(HOST, authority).body(Empty::<Bytes>::new())?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("GET {url}: HTTP {status}").into());
+        }
+        Result::Ok(String::from_utf8_lossy(&body).into_owned())
+    };
+    tokio::time::timeout(STEP_TIMEOUT, get).await.map_err(|_| format!("GET {url}: timeout"))?
 }
 
 fn is_port_clash(e: &std::io::Error) -> bool {

@@ -22,17 +22,36 @@ pub(crate) struct Report {
     target: String,
     params: Map<String, Value>,
     metrics: Vec<(String, f64)>,
+    /// Results that are not one number (flags, series), under `details` in the JSON line.
+    details: Map<String, Value>,
     errors: Vec<String>,
+    /// Why the run failed its own check: the report is still printed, then the exit is non-zero.
+    failure: Option<String>,
 }
 
 impl Report {
     pub(crate) fn new(scenario: &'static str, target: String) -> Self {
-        Self { scenario, target, params: Map::new(), metrics: Vec::new(), errors: Vec::new() }
+        Self {
+            scenario,
+            target,
+            params: Map::new(),
+            metrics: Vec::new(),
+            details: Map::new(),
+            errors: Vec::new(),
+            failure: None,
+        }
     }
 
     /// Records an input of the run (shown in the table header and the JSON `params`).
     pub(crate) fn param(&mut self, name: &str, value: impl Into<Value>) {
         self.params.insert(name.to_owned(), value.into());
+    }
+
+    /// Records every field of a scenario's options as a parameter, named as its flag's words.
+    pub(crate) fn args(&mut self, args: &impl serde::Serialize) {
+        if let Ok(Value::Object(fields)) = serde_json::to_value(args) {
+            self.params.extend(fields);
+        }
     }
 
     /// Records a measured number; names carry their unit (`_ms`, `_kb`, `_per_sec`, `_pct`).
@@ -43,6 +62,22 @@ impl Report {
     /// Appends metrics measured earlier (e.g. by [`crate::stats::CpuWindow::finish`]).
     pub(crate) fn extend(&mut self, metrics: Vec<(String, f64)>) {
         self.metrics.extend(metrics);
+    }
+
+    /// Records a result that is not one number: a flag, or a series such as `[[secs, kb], …]`.
+    pub(crate) fn detail(&mut self, name: &str, value: impl Into<Value>) {
+        self.details.insert(name.to_owned(), value.into());
+    }
+
+    /// Marks the run as failed (a check of the scenario did not hold): the report is still
+    /// printed in full, and the tool then exits non-zero with `why`.
+    pub(crate) fn fail(&mut self, why: String) {
+        self.failure = Some(why);
+    }
+
+    /// Why the run failed, if it did.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// Adds the error count and samples collected by `errors`.
@@ -63,8 +98,18 @@ impl Report {
         for (name, value) in &self.metrics {
             let _ = writeln!(out, "  {name:<width$}  {:>14}", human(*value));
         }
+        for (name, value) in &self.details {
+            let shown = match value {
+                Value::Array(items) => format!("{} entries (see the JSON line)", items.len()),
+                other => plain(other),
+            };
+            let _ = writeln!(out, "  {name}: {shown}");
+        }
         for e in &self.errors {
             let _ = writeln!(out, "  error sample: {e}");
+        }
+        if let Some(why) = &self.failure {
+            let _ = writeln!(out, "  FAILED: {why}");
         }
         out
     }
@@ -80,7 +125,9 @@ impl Report {
             "target": self.target,
             "params": self.params,
             "metrics": metrics,
+            "details": self.details,
             "errors": self.errors,
+            "failure": self.failure,
         })
         .to_string()
     }
@@ -189,5 +236,22 @@ mod tests {
         assert_eq!(v["metrics"]["ratio"], Value::Null);
         assert_eq!(v["params"]["subscribers"], json!(10));
         assert!(r.table().contains("latency_p50_ms"));
+        assert_eq!(v["details"], json!({}));
+        assert_eq!(v["failure"], Value::Null);
+    }
+
+    #[test]
+    fn details_and_failure_reach_both_outputs() {
+        let mut r = Report::new("churn", "127.0.0.1:1".into());
+        r.detail("gauges_at_baseline", false);
+        r.detail("rss_samples", json!([[0, 100], [10, 120]]));
+        r.fail("gauges did not return to 0".into());
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["details"]["gauges_at_baseline"], json!(false));
+        assert_eq!(v["details"]["rss_samples"][1], json!([10, 120]));
+        assert_eq!(v["failure"], json!("gauges did not return to 0"));
+        let table = r.table();
+        assert!(table.contains("rss_samples: 2 entries") && table.contains("FAILED"), "{table}");
+        assert_eq!(r.failure(), Some("gauges did not return to 0"));
     }
 }

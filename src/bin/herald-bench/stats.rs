@@ -1,6 +1,7 @@
 //! Measurements: a monotonic microsecond clock, sharded latency histograms, and process CPU
 //! time and RSS read from `/proc`. Must not talk to the server under test.
 
+use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use hdrhistogram::Histogram;
@@ -22,6 +23,12 @@ pub(crate) struct Latency {
 }
 
 const SHARDS: usize = 16;
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Latency {
     pub(crate) fn new() -> Self {
@@ -99,6 +106,111 @@ pub(crate) fn rss_kb(pid: Option<u32>) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// A server's RSS over a run: `(seconds since the series started, KiB)`, the baseline first.
+pub(crate) struct RssSeries {
+    pid: Option<u32>,
+    started: Instant,
+    samples: Vec<(f64, u64)>,
+}
+
+impl RssSeries {
+    /// An empty series of process `pid`, its clock starting now; without a pid it stays empty.
+    pub(crate) fn new(pid: Option<u32>) -> Self {
+        Self { pid, started: Instant::now(), samples: Vec::new() }
+    }
+
+    /// Samples the RSS now; `None` without a pid or once the process is gone.
+    pub(crate) fn sample(&mut self) -> Option<u64> {
+        let kb = rss_kb(Some(self.pid?))?;
+        self.samples.push((self.started.elapsed().as_secs_f64(), kb));
+        Some(kb)
+    }
+
+    /// Adds `server_rss_{baseline,peak,final,growth}_kb` and the detail `rss_samples`
+    /// (`[[secs, kb], …]`), when anything was sampled.
+    pub(crate) fn report(&self, r: &mut Report) {
+        let (Some(&(_, base)), Some(&(_, last))) = (self.samples.first(), self.samples.last()) else { return };
+        r.metric("server_rss_baseline_kb", base as f64);
+        r.metric("server_rss_peak_kb", self.samples.iter().map(|&(_, kb)| kb).max().unwrap_or(last) as f64);
+        r.metric("server_rss_final_kb", last as f64);
+        r.metric("server_rss_growth_kb", last as f64 - base as f64);
+        let series: Vec<_> =
+            self.samples.iter().map(|&(s, kb)| serde_json::json!([(s * 10.0).round() / 10.0, kb])).collect();
+        r.detail("rss_samples", series);
+    }
+}
+
+/// The sum of every series of `name` (over all its label sets) in a Prometheus text
+/// exposition, such as a server's `/metrics` page; `None` when no series of `name` appears.
+pub(crate) fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
+    let mut sum = None;
+    for line in exposition.lines() {
+        // `# HELP name …` does not start with the name; `name_total …` continues it with `_`.
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let rest = match rest.strip_prefix('{') {
+            Some(labels) => match labels.rfind('}') {
+                Some(end) => &labels[end + 1..],
+                None => continue,
+            },
+            None if rest.starts_with(' ') => rest,
+            None => continue,
+        };
+        // The value, then an optional timestamp.
+        if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
+/// Gauges of a server's Prometheus page over a run (each summed over its label sets; absent
+/// reads 0): the first values, the peaks and the latest. Fed text; never fetches it.
+pub(crate) struct GaugeTrack {
+    names: &'static [&'static str],
+    first: Vec<f64>,
+    peak: Vec<f64>,
+    last: Vec<f64>,
+}
+
+impl GaugeTrack {
+    /// Starts tracking `names` from their values in `exposition`.
+    pub(crate) fn new(names: &'static [&'static str], exposition: &str) -> Self {
+        let first: Vec<f64> = names.iter().map(|n| metric_sum(exposition, n).unwrap_or(0.0)).collect();
+        Self { names, peak: first.clone(), last: first.clone(), first }
+    }
+
+    /// Takes the values in `exposition`; returns them as `  name value…` for a progress line.
+    pub(crate) fn observe(&mut self, exposition: &str) -> String {
+        let mut line = String::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let v = metric_sum(exposition, name).unwrap_or(0.0);
+            (self.last[i], self.peak[i]) = (v, self.peak[i].max(v));
+            let _ = write!(line, "  {} {v}", name.trim_start_matches("herald_"));
+        }
+        line
+    }
+
+    /// Whether every gauge read 0 last time.
+    pub(crate) fn at_zero(&self) -> bool {
+        self.last.iter().all(|&v| v == 0.0)
+    }
+
+    /// Adds `{name}_start`, `{name}_peak` and `{name}_end` for every gauge.
+    pub(crate) fn report(&self, r: &mut Report) {
+        for (i, name) in self.names.iter().enumerate() {
+            r.metric(&format!("{name}_start"), self.first[i]);
+            r.metric(&format!("{name}_peak"), self.peak[i]);
+            r.metric(&format!("{name}_end"), self.last[i]);
+        }
+    }
+
+    /// The latest values as `name=value …`.
+    pub(crate) fn latest(&self) -> String {
+        let all: Vec<String> = self.names.iter().zip(&self.last).map(|(n, v)| format!("{n}={v}")).collect();
+        all.join(" ")
+    }
+}
+
 /// CPU used by this generator and, when known, the server, over one measured phase.
 pub(crate) struct CpuWindow {
     started: Instant,
@@ -141,7 +253,9 @@ impl CpuWindow {
 /// Finds the send stamp a publisher put into an event's `data` (`{"t":<µs>,…}`), in the
 /// frame as any server relays it: `data` double-encoded (`\"t\":`) or as an object (`"t":`).
 pub(crate) fn stamp(frame: &str) -> Option<u64> {
-    let at = frame.find("t\\\":").map(|i| i + 4).or_else(|| frame.find("\"t\":").map(|i| i + 4))?;
+    // `stamped_data` starts with `{"t":`; inside a string-typed `data` it reads `{\"t\":`.
+    // Anchoring on the brace keeps a presence roster's `\"count\":` from matching.
+    let at = frame.find("{\\\"t\\\":").map(|i| i + 7).or_else(|| frame.find("{\"t\":").map(|i| i + 5))?;
     let digits = &frame[at..];
     let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
     digits[..end].parse().ok()
@@ -163,6 +277,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_presence_count_is_not_a_stamp() {
+        let roster = r#"{"event":"pusher_internal:subscription_succeeded","channel":"presence-a","data":"{\"presence\":{\"ids\":[\"1\"],\"hash\":{\"1\":null},\"count\":1}}"}"#;
+        assert_eq!(stamp(roster), None);
+    }
+
+    #[test]
     fn stamps_are_found_in_both_encodings() {
         let d = stamped_data(7, 64);
         assert!(d.len() >= 64 - 1 && d.len() <= 66, "{d}");
@@ -172,6 +292,49 @@ mod tests {
         let object_form = format!(r#"{{"event":"e","channel":"c","data":{d}}}"#);
         assert_eq!(stamp(&object_form), Some(t));
         assert_eq!(stamp(r#"{"event":"pusher:pong","data":"{}"}"#), None);
+    }
+
+    #[test]
+    fn metric_sums_add_every_label_set_and_nothing_else() {
+        let text = "# HELP herald_connections Open WebSocket connections\n\
+                    # TYPE herald_connections gauge\n\
+                    herald_connections{app_id=\"a\"} 3\n\
+                    herald_connections{app_id=\"b {x}\"} 4 1700000000000\n\
+                    herald_connections_total{app_id=\"a\"} 99\n\
+                    herald_open_sockets 7\n";
+        assert_eq!(metric_sum(text, "herald_connections"), Some(7.0));
+        assert_eq!(metric_sum(text, "herald_open_sockets"), Some(7.0));
+        assert_eq!(metric_sum(text, "herald_channels"), None);
+
+        let mut track = GaugeTrack::new(&["herald_connections", "herald_channels"], text);
+        assert!(!track.at_zero());
+        let line = track.observe("herald_connections{app_id=\"a\"} 0\n");
+        assert_eq!(line, "  connections 0  channels 0");
+        assert!(track.at_zero());
+        let mut r = Report::new("churn", "x".into());
+        track.report(&mut r);
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["metrics"]["herald_connections_start"], 7);
+        assert_eq!(v["metrics"]["herald_connections_peak"], 7);
+        assert_eq!(v["metrics"]["herald_connections_end"], 0);
+        assert_eq!(track.latest(), "herald_connections=0 herald_channels=0");
+    }
+
+    #[test]
+    fn rss_series_reports_baseline_peak_and_final() {
+        let mut none = RssSeries::new(None);
+        assert_eq!(none.sample(), None);
+        let mut own = RssSeries::new(Some(std::process::id()));
+        own.sample().unwrap();
+        own.sample().unwrap();
+        let mut r = Report::new("churn", "x".into());
+        own.report(&mut r);
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert!(
+            v["metrics"]["server_rss_peak_kb"].as_f64().unwrap()
+                >= v["metrics"]["server_rss_final_kb"].as_f64().unwrap()
+        );
+        assert_eq!(v["details"]["rss_samples"].as_array().unwrap().len(), 2);
     }
 
     #[test]
