@@ -57,3 +57,28 @@ fn environment_overlays_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HERALD_WEBSOCKET__ACTIVITY_TIMEOUT_SECS"), "{err}");
 }
+
+/// A secret of the wrong type is named by its key, never shown; nor is a webhook token.
+#[test]
+fn check_config_never_prints_a_secret() {
+    let p = write(
+        "secret.toml",
+        "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = 31415926535\n\n[[apps.webhooks]]\nurl = \"https://h.example/\"\n\
+         headers = { \"X-Token\" = 27182818284 }\n",
+    );
+    let out = herald().args(["check-config", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apps[0].secret"), "{err}");
+    assert!(!err.contains("31415926535") && !err.contains("27182818284"), "{err}");
+}
+
+/// Numbers have ceilings: a timeout that would overflow a deadline is refused with the bound.
+#[test]
+fn check_config_refuses_numbers_above_their_maximum() {
+    let p = write("huge.toml", "[websocket]\npong_timeout_secs = 9223372036854775807\n");
+    let out = herald().args(["check-config", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("websocket.pong_timeout_secs: must be at most 3600"), "{err}");
+}
