@@ -135,7 +135,7 @@ pub(super) async fn upgrade(
     let app = match found {
         Ok(app) => app,
         Err(refusal) => {
-            actix_web::rt::spawn(holding(permit, refuse(io, &refusal, &deps)));
+            actix_web::rt::spawn(refuse(io, permit, &refusal, &deps));
             return Ok(());
         }
     };
@@ -143,22 +143,15 @@ pub(super) async fn upgrade(
     let (tx, rx) = outbound(sid, deps.settings.outbound_queue_frames);
     let ns = deps.conn.registry.namespace(&app.id);
     if !ns.add_socket(&tx, app.max_connections) {
-        actix_web::rt::spawn(holding(permit, refuse(io, &Refusal::OverQuota, &deps)));
+        actix_web::rt::spawn(refuse(io, permit, &Refusal::OverQuota, &deps));
         return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
 
     let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
-    let session = session::run(conn, io, reader, rx, &deps.settings).instrument(span);
-    actix_web::rt::spawn(holding(permit, session));
+    let session = session::run(conn, io, reader, rx, permit, &deps.settings).instrument(span);
+    actix_web::rt::spawn(session);
     Ok(())
-}
-
-/// Runs `socket` while holding its admission `permit`: the socket's place is given back when
-/// the task ends, however it ends.
-async fn holding(permit: Permit, socket: impl Future<Output = ()>) {
-    socket.await;
-    drop(permit);
 }
 
 /// Asks node-wide admission for a place, counting a refusal.
@@ -226,8 +219,9 @@ async fn respond<B: MessageBody + 'static>(
     framed.close().await
 }
 
-/// Sends the refusal as `pusher:error`, closes with the same code, and lets the client close.
-fn refuse(io: TcpStream, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
+/// Sends the refusal as `pusher:error`, closes with the same code, and lets the client close;
+/// the socket's admission `permit` is held until then.
+fn refuse(io: TcpStream, permit: Permit, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
     let (code, why) = refusal.code();
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");
@@ -235,6 +229,7 @@ fn refuse(io: TcpStream, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output
     let deadline = Instant::now() + deps.settings.pong_timeout;
     async move {
         session::close_with_error(&io, &mut socket::Writer::default(), code, &message, deadline).await;
+        drop(permit);
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::time::{Duration, Instant, sleep_until, timeout, timeout_at};
 use super::WsSettings;
 use super::frame::{Control, Op};
 use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH, WRITE_BATCH_BYTES};
+use crate::admission::Permit;
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
@@ -47,6 +48,8 @@ struct Session {
     inbound: InboundBudget,
     metrics: AppMetrics,
     limit: Duration,
+    /// The socket's place in node-wide admission, given back when the session ends.
+    permit: Permit,
 }
 
 /// Runs one socket until it closes, then cleans its state up.
@@ -57,6 +60,7 @@ pub(super) fn run(
     io: TcpStream,
     reader: Reader,
     rx: OutboundRx,
+    permit: Permit,
     settings: &WsSettings,
 ) -> impl Future<Output = ()> + use<> {
     let metrics = conn.metrics().clone();
@@ -66,57 +70,63 @@ pub(super) fn run(
     let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
     let out = socket::Writer::default();
     let limit = settings.pong_timeout;
-    Session { conn, io, reader, rx, out, hb, inbound, metrics, limit }.run(hello.into())
+    Session { conn, io, reader, rx, out, hb, inbound, metrics, limit, permit }.run(hello.into())
 }
 
 impl Session {
-    async fn run(mut self, hello: ByteString) {
-        let mut end = self.send(std::slice::from_ref(&hello)).await.err();
-        drop(hello);
-        let now = Instant::now();
-        let first_beat = match self.hb.poll(now) {
-            Beat::Wait(t) | Beat::Ping(t) => t,
-            Beat::PongTimeout | Beat::Unauthorized => now,
-        };
-        // One timer for the socket's life, moved only when the heartbeat asks: re-arming a timer
-        // on every frame would cost a timer-wheel update per message.
-        let beat = sleep_until(first_beat);
-        tokio::pin!(beat);
+    /// The socket's loop. Not an `async fn`: one taking `self` by value keeps a second copy of
+    /// the session in the task (the argument beside the local it is moved into), and the task's
+    /// size is what each idle socket costs. The async block holds the only copy.
+    fn run(self, hello: ByteString) -> impl Future<Output = ()> + use<> {
+        let mut session = self;
+        async move {
+            let mut end = session.send(std::slice::from_ref(&hello)).await.err();
+            drop(hello);
+            let now = Instant::now();
+            let first_beat = match session.hb.poll(now) {
+                Beat::Wait(t) | Beat::Ping(t) => t,
+                Beat::PongTimeout | Beat::Unauthorized => now,
+            };
+            // One timer for the socket's life, moved only when the heartbeat asks: re-arming a timer
+            // on every frame would cost a timer-wheel update per message.
+            let beat = sleep_until(first_beat);
+            tokio::pin!(beat);
 
-        while end.is_none() {
-            // Each wake-up spends from the task's cooperative budget, and the task yields when
-            // it is spent: a socket with an endless supply of buffered frames (or of queued ones)
-            // cannot keep its worker from the other sockets.
-            tokio::task::consume_budget().await;
-            // Unbiased: a busy queue must not starve reads or the heartbeat, nor a flood of
-            // reads the queue.
-            let wake = tokio::select! {
-                next = self.rx.next() => Wake::Queue(next),
-                msg = self.reader.recv(&self.io) => Wake::Read(msg),
-                () = &mut beat => Wake::Beat,
-            };
-            end = match wake {
-                Wake::Queue(Next::Frame(frame)) => self.on_frame(frame).await.err(),
-                Wake::Queue(Next::Close(code)) => Some(End::Pusher(code)),
-                // Every sender gone: the connection state holds one, so not while it lives.
-                Wake::Queue(Next::Ended) => Some(End::Gone),
-                Wake::Read(msg) => self.on_read(msg).await.err(),
-                Wake::Beat => match self.hb.poll(Instant::now()) {
-                    Beat::Wait(t) => {
-                        beat.as_mut().reset(t);
-                        None
-                    }
-                    Beat::Ping(t) => {
-                        beat.as_mut().reset(t);
-                        self.ping().await.err()
-                    }
-                    Beat::PongTimeout => Some(End::Pusher(ErrorCode::PongNotReceived)),
-                    Beat::Unauthorized => Some(End::Pusher(ErrorCode::Unauthorized)),
-                },
-            };
+            while end.is_none() {
+                // Each wake-up spends from the task's cooperative budget, and the task yields when
+                // it is spent: a socket with an endless supply of buffered frames (or of queued ones)
+                // cannot keep its worker from the other sockets.
+                tokio::task::consume_budget().await;
+                // Unbiased: a busy queue must not starve reads or the heartbeat, nor a flood of
+                // reads the queue.
+                let wake = tokio::select! {
+                    next = session.rx.next() => Wake::Queue(next),
+                    msg = session.reader.recv(&session.io) => Wake::Read(msg),
+                    () = &mut beat => Wake::Beat,
+                };
+                end = match wake {
+                    Wake::Queue(Next::Frame(frame)) => session.on_frame(frame).await.err(),
+                    Wake::Queue(Next::Close(code)) => Some(End::Pusher(code)),
+                    // Every sender gone: the connection state holds one, so not while it lives.
+                    Wake::Queue(Next::Ended) => Some(End::Gone),
+                    Wake::Read(msg) => session.on_read(msg).await.err(),
+                    Wake::Beat => match session.hb.poll(Instant::now()) {
+                        Beat::Wait(t) => {
+                            beat.as_mut().reset(t);
+                            None
+                        }
+                        Beat::Ping(t) => {
+                            beat.as_mut().reset(t);
+                            session.ping().await.err()
+                        }
+                        Beat::PongTimeout => Some(End::Pusher(ErrorCode::PongNotReceived)),
+                        Beat::Unauthorized => Some(End::Pusher(ErrorCode::Unauthorized)),
+                    },
+                };
+            }
+            // Boxed, like every rare wait: the task's size is what each idle socket costs.
+            Box::pin(session.finish(end.unwrap_or(End::Gone))).await;
         }
-        // Boxed, like every rare wait: the task's size is what each idle socket costs.
-        Box::pin(self.finish(end.unwrap_or(End::Gone))).await;
     }
 
     /// One client message (or the end of the stream).
@@ -234,7 +244,8 @@ impl Session {
 
     /// Leaves every channel, then closes the socket as `end` says.
     async fn finish(self, end: End) {
-        let Self { conn, io, reader, rx, mut out, hb: _, inbound: _, metrics, limit } = self;
+        // `permit` is held to the end of the close, then given back.
+        let Self { conn, io, reader, rx, mut out, hb: _, inbound: _, metrics, limit, permit: _permit } = self;
         // What is still queued will never be sent: give it back now, not after the close.
         drop((rx, reader));
         let slow = matches!(end, End::Pusher(ErrorCode::OverCapacity));
