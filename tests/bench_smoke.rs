@@ -88,6 +88,7 @@ async fn presence_members_see_each_other_join_and_leave() {
     assert_eq!(metric(&v, "member_added"), 45.0, "{v}");
     assert_eq!(metric(&v, "incomplete_rosters"), 0.0, "{v}");
     assert_eq!(metric(&v, "member_removed_at_stayers"), 25.0, "{v}");
+    assert_eq!(metric(&v, "phantom_removals"), 0.0, "no member removed twice, nor one never added: {v}");
     assert!(metric(&v, "join_latency_p99_ms") > 0.0);
     assert_eq!(metric(&v, "errors"), 0.0);
 }

@@ -55,6 +55,8 @@ struct Shared {
     removed_at_stayers: AtomicU64,
     /// Members whose snapshot plus `member_added` frames did not name every member exactly once.
     incomplete: AtomicU64,
+    /// `member_removed` frames for a user the member did not have in its roster.
+    phantom_removals: AtomicU64,
 }
 
 pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
@@ -143,6 +145,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
     r.metric("member_removed_at_stayers_expected", (stayers * leavers) as f64);
     r.metric("member_removed_at_stayers", load(&shared.removed_at_stayers) as f64);
     r.metric("member_removed_total", load(&shared.removed) as f64);
+    r.metric("phantom_removals", load(&shared.phantom_removals) as f64);
     r.metric("leave_secs", leave_secs);
     r.extend(usage);
     r.errors(&errors);
@@ -192,6 +195,7 @@ impl Member {
         conn.subscribe(&self.channel, &auth, Some(&channel_data)).await?;
         let mut roster = HashSet::new();
         let mut dup = false;
+        let mut removed = HashSet::new();
         loop {
             let f = self.next(&mut conn).await?;
             if f.event == "pusher_internal:subscription_succeeded" {
@@ -204,7 +208,7 @@ impl Member {
                 }
                 break;
             }
-            self.count(&f, &mut roster, &mut dup);
+            self.count(&f, &mut roster, &mut removed, &mut dup);
         }
         drop(permit);
         self.shared.joined.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +232,7 @@ impl Member {
                         return Ok(());
                     }
                 }
-                f = self.next(&mut conn) => self.count(&f?, &mut roster, &mut dup),
+                f = self.next(&mut conn) => self.count(&f?, &mut roster, &mut removed, &mut dup),
             }
         }
     }
@@ -250,7 +254,7 @@ impl Member {
         }
     }
 
-    fn count(&self, f: &Frame, roster: &mut HashSet<String>, dup: &mut bool) {
+    fn count(&self, f: &Frame, roster: &mut HashSet<String>, removed: &mut HashSet<String>, dup: &mut bool) {
         if f.channel.as_deref() != Some(self.channel.as_str()) {
             return;
         }
@@ -264,7 +268,15 @@ impl Member {
             }
             "pusher_internal:member_removed" => {
                 self.shared.removed.fetch_add(1, Ordering::Relaxed);
-                if !self.leaves() {
+                let Some(id) = id() else { return };
+                // A removal of someone never in the roster, or removed already, is a phantom.
+                if !roster.contains(&id) || !removed.insert(id.clone()) {
+                    self.shared.phantom_removals.fetch_add(1, Ordering::Relaxed);
+                }
+                // Only leavers count: once the run stops, stayers' own sockets close too, and
+                // the stayers still running hear of them.
+                let leaver = id.strip_prefix('u').and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n % 2 == 1);
+                if !self.leaves() && leaver {
                     self.shared.removed_at_stayers.fetch_add(1, Ordering::Relaxed);
                 }
             }
