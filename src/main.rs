@@ -72,7 +72,12 @@ fn serve(file: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(herald::server::run(cfg, herald::shutdown::signal)) {
+    let served = runtime.block_on(async {
+        // Installed before anything is served, so no signal is missed.
+        let signals = herald::shutdown::signals()?;
+        herald::server::run(cfg, signals).await
+    });
+    match served {
         Ok(Stopped::Drained) => ExitCode::SUCCESS,
         // Tasks may still be running (a drain, webhook requests): do not wait for them.
         Ok(Stopped::Interrupted) => std::process::exit(EXIT_INTERRUPTED),

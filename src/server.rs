@@ -11,6 +11,7 @@ use actix_service::map_config;
 use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -125,19 +126,20 @@ pub enum Stopped {
     Interrupted,
 }
 
-/// Runs until `signal()` completes, then shuts down gracefully; a second `signal()` during the
-/// drain ends it at once (an operator's second Ctrl-C, or a supervisor that lost patience).
+/// Runs until the first of `signals` (see [`shutdown::signals`]), then shuts down gracefully;
+/// a second one during the drain ends it at once (an operator's second Ctrl-C, or a
+/// supervisor that lost patience). A closed `signals` counts as a signal.
 ///
 /// # Errors
 /// Binding a listener failed.
-pub async fn run<F: Future<Output = ()>>(config: Config, mut signal: impl FnMut() -> F) -> io::Result<Stopped> {
+pub async fn run(config: Config, mut signals: mpsc::Receiver<()>) -> io::Result<Stopped> {
     let running = start(config).await?;
-    signal().await;
+    let _ = signals.recv().await;
     tracing::info!("shutdown signal received; draining (a second signal exits at once)");
     running.shutdown();
     tokio::select! {
         () = running.wait() => Ok(Stopped::Drained),
-        () = signal() => {
+        _ = signals.recv() => {
             tracing::warn!("second shutdown signal: exiting without finishing the drain");
             Ok(Stopped::Interrupted)
         }

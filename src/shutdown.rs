@@ -1,27 +1,44 @@
-//! Shutdown: the signal future, and the drain that closes sockets gradually with 4200.
+//! Shutdown: the signals, and the drain that closes sockets gradually with 4200.
 //! Must not stop listeners itself: `server.rs` owns the order of the whole sequence.
 
+use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep, sleep_until};
 
 use crate::protocol::ErrorCode;
 use crate::registry::Registry;
 
-/// Completes on SIGINT or SIGTERM (Kubernetes sends SIGTERM).
-pub async fn signal() {
+/// Every SIGINT and SIGTERM (Kubernetes sends SIGTERM) from the moment this is called, one
+/// `()` each. The handlers stay installed for the process's life, so a second signal sent
+/// right after the first is never lost between two waits (as it would be with a handler made
+/// anew for each wait). Call inside the runtime.
+///
+/// # Errors
+/// Installing a handler failed (the runtime has no signal driver).
+pub fn signals() -> std::io::Result<mpsc::Receiver<()>> {
+    let (tx, rx) = mpsc::channel(4);
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        // unwrap: installing a handler only fails when the runtime has no signal driver.
-        let mut term = signal(SignalKind::terminate()).unwrap();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                // A full channel already holds more signals than anyone waits for.
+                let _ = tx.try_send(());
+            }
+        });
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
 }
 
 /// How often the drain closes its next batch of sockets.
