@@ -18,6 +18,17 @@ fn slow_config() -> herald::config::Config {
     cfg
 }
 
+/// A reader with a tiny receive buffer and a fast client-event producer on one channel.
+async fn slow_and_flooder(s: &TestServer) -> (RawClient, Client) {
+    let path = format!("{}/app/{KEY}?protocol=7", s.path_prefix());
+    let mut slow = RawClient::connect(s.addr(), &path, Some(4096)).await;
+    slow.subscribe("private-flood").await;
+    let mut flooder = s.connect(KEY).await;
+    flooder.subscribe("private-flood").await;
+    flooder.nodelay();
+    (slow, flooder)
+}
+
 /// A steady producer, not a burst: a few events, then a ping round trip, so the queue fills
 /// because the socket stopped reading, not because one wake-up delivered more than 8 frames.
 async fn flood_until_slow(s: &TestServer, flooder: &mut Client) {
@@ -37,12 +48,7 @@ async fn flood_until_slow(s: &TestServer, flooder: &mut Client) {
 async fn a_socket_that_stops_reading_is_closed_and_counted() {
     let s = TestServer::start(slow_config()).await;
 
-    let path = format!("{}/app/{KEY}?protocol=7", s.path_prefix());
-    let mut slow = RawClient::connect(s.addr(), &path, Some(4096)).await;
-    slow.subscribe("private-flood").await;
-    let mut flooder = s.connect(KEY).await;
-    flooder.subscribe("private-flood").await;
-    flooder.nodelay();
+    let (mut slow, mut flooder) = slow_and_flooder(&s).await;
     let (mut a, mut b) = (s.connect(KEY).await, s.connect(KEY).await);
     a.subscribe("private-other").await;
     b.subscribe("private-other").await;
@@ -80,12 +86,7 @@ async fn a_slow_consumer_that_never_reads_again_is_dropped_promptly() {
     let mut cfg = slow_config();
     cfg.websocket.pong_timeout_secs = 600;
     let s = TestServer::start(cfg).await;
-    let path = format!("{}/app/{KEY}?protocol=7", s.path_prefix());
-    let mut slow = RawClient::connect(s.addr(), &path, Some(4096)).await;
-    slow.subscribe("private-flood").await;
-    let mut flooder = s.connect(KEY).await;
-    flooder.subscribe("private-flood").await;
-    flooder.nodelay();
+    let (slow, mut flooder) = slow_and_flooder(&s).await;
     flood_until_slow(&s, &mut flooder).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while unlabelled(&s.metrics().await, "herald_open_sockets") > 1.0 {

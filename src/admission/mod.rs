@@ -72,8 +72,6 @@ pub struct Permit {
     inner: Arc<Inner>,
     /// The address counted against `max_per_ip`, when that limit is on.
     ip: Option<IpAddr>,
-    /// Counted in the gauge (a refused attempt holds its `open` place only until dropped).
-    admitted: bool,
 }
 
 impl Admission {
@@ -98,28 +96,31 @@ impl Admission {
         let inner = &self.inner;
         let max = inner.settings.max_connections;
         let before = inner.open.fetch_add(1, Ordering::AcqRel);
-        let mut permit = Permit { inner: inner.clone(), ip: None, admitted: false };
-        if max != 0 && before >= max {
-            return Err(Refused::NodeFull);
+        let refused = if max != 0 && before >= max {
+            Some(Refused::NodeFull)
+        } else if inner.rate.as_ref().is_some_and(|bucket| !bucket.lock().try_take(now)) {
+            Some(Refused::TooFast)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            inner.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(why);
         }
-        if let Some(bucket) = &inner.rate
-            && !bucket.lock().try_take(now)
-        {
-            return Err(Refused::TooFast);
-        }
+        let mut permit = Permit { inner: inner.clone(), ip: None };
+        inner.gauge.inc();
         let per_ip = inner.settings.max_per_ip;
         if per_ip != 0 {
             let mut held = inner.per_ip.entry(ip).or_insert(0);
             if *held >= per_ip {
                 drop(held);
                 inner.per_ip.remove_if(&ip, |_, n| *n == 0);
+                // Dropping the permit gives its place back.
                 return Err(Refused::AddressFull);
             }
             *held += 1;
             permit.ip = Some(ip);
         }
-        permit.admitted = true;
-        inner.gauge.inc();
         Ok(permit)
     }
 
@@ -133,9 +134,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let inner = &self.inner;
         inner.open.fetch_sub(1, Ordering::AcqRel);
-        if self.admitted {
-            inner.gauge.dec();
-        }
+        inner.gauge.dec();
         let Some(ip) = self.ip else {
             return;
         };

@@ -175,7 +175,7 @@ impl Connection {
             if i > 0 && i % LEAVES_PER_YIELD == 0 {
                 tokio::task::yield_now().await;
             }
-            self.leave(c).await;
+            self.unsubscribe(c.as_str()).await;
         }
         self.sign_out().await;
     }

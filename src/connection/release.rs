@@ -105,9 +105,7 @@ impl Connection {
         let (adapter, app_id) = (self.deps.adapter.clone(), self.me.app.id.clone());
         let announce = async move {
             for (name, frame) in counts {
-                if let Err(e) = adapter.publish(&app_id, name.as_str(), frame, None).await {
-                    tracing::warn!(error = %e, "publish failed");
-                }
+                publish(adapter.as_ref(), &app_id, &name, frame).await;
             }
             if let Some(user_id) = offline {
                 notify_watchers(adapter.as_ref(), &app_id, &user_id, WatchlistStatus::Offline).await;
@@ -116,6 +114,13 @@ impl Connection {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(announce);
         }
+    }
+}
+
+/// Publishes a count announcement on `channel`; a failure is logged (nobody waits on it).
+pub(super) async fn publish(adapter: &dyn Adapter, app_id: &str, channel: &ChannelName, frame: ByteString) {
+    if let Err(e) = adapter.publish(app_id, channel.as_str(), frame, None).await {
+        tracing::warn!(error = %e, "publish failed");
     }
 }
 
@@ -155,9 +160,7 @@ impl Later {
         }
         if event {
             let frame = server_event::subscription_count(self.name.as_str(), count).into();
-            if let Err(e) = self.adapter.publish(&self.app.id, self.name.as_str(), frame, None).await {
-                tracing::warn!(error = %e, "publish failed");
-            }
+            publish(self.adapter.as_ref(), &self.app.id, &self.name, frame).await;
         }
     }
 }

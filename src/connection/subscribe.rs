@@ -154,25 +154,14 @@ impl Connection {
     /// webhook and, when the app wants it, the event to its subscribers.
     pub(super) async fn announce_count(&self, name: &ChannelName, count: usize) {
         if let Some(frame) = self.count_announcement(name, count) {
-            self.publish(name, frame).await;
+            super::release::publish(self.deps.adapter.as_ref(), &self.me.app.id, name, frame).await;
         }
     }
 
-    /// Publishes on a channel this socket is part of.
-    async fn publish(&self, name: &ChannelName, frame: ByteString) {
-        if let Err(e) = self.deps.adapter.publish(&self.me.app.id, name.as_str(), frame, None).await {
-            tracing::warn!(error = %e, "publish failed");
-        }
-    }
-
+    /// Leaves one channel (a no-op unless subscribed): roster, `member_removed`, counts.
     pub(super) async fn unsubscribe(&mut self, channel: &str) {
         if let Some((name, frame)) = self.release(channel) {
-            self.publish(&name, frame).await;
+            super::release::publish(self.deps.adapter.as_ref(), &self.me.app.id, &name, frame).await;
         }
-    }
-
-    /// Leaves one channel: roster, `member_removed`, counts.
-    pub(super) async fn leave(&mut self, name: &ChannelName) {
-        self.unsubscribe(name.as_str()).await;
     }
 }
