@@ -7,7 +7,7 @@
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
-//! - [`adapter`]: seam for fan-out and cluster-wide queries (local loopback today).
+//! - [`cluster`]: seams Bus, ClusterState and Queries; drivers local (this node) and Redis.
 //! - [`apps`]: seam for where apps come from (static config today).
 //! - [`registry`]: this node's sockets, channels, rosters, users and cache.
 //! - [`rate_limit`]: token buckets.
@@ -18,9 +18,9 @@
 //! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
 //! - `fuzzing` (tests and feature `fuzzing` only): entry points of the fuzz targets.
 
-pub mod adapter;
 pub mod admission;
 pub mod apps;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 #[cfg(any(test, feature = "fuzzing"))]

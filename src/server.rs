@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::adapter::{Adapter, LocalAdapter};
 use crate::admission::{Admission, AdmissionSettings};
 use crate::apps::{AppStore, StaticAppStore};
+use crate::cluster::Cluster;
 use crate::config::{AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
 use crate::connection::{ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
@@ -60,14 +60,13 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let metrics = Metrics::new();
     let health = Health::default();
     let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(&config.apps));
-    let adapter: Arc<dyn Adapter> = match config.adapter.driver {
-        AdapterDriver::Local => Arc::new(LocalAdapter::new(registry.clone())),
+    let cluster = match config.adapter.driver {
+        AdapterDriver::Local => Cluster::local(registry.clone()),
     };
     let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
     let ws = &config.websocket;
     let conn = ConnDeps {
-        adapter: adapter.clone(),
-        registry: registry.clone(),
+        cluster: cluster.clone(),
         metrics: metrics.clone(),
         webhooks,
         settings: ConnSettings {
@@ -79,6 +78,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let ws_deps = WsDeps {
         apps: apps.clone(),
         conn,
+        registry: registry.clone(),
         health: health.clone(),
         admission,
         settings: WsSettings {
@@ -95,13 +95,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
             },
         },
     };
-    let api_deps = ApiDeps {
-        apps,
-        adapter,
-        registry: registry.clone(),
-        metrics: metrics.clone(),
-        settings: ApiSettings::from_config(&config),
-    };
+    let api_deps = ApiDeps { apps, cluster, metrics: metrics.clone(), settings: ApiSettings::from_config(&config) };
     let (main, addr) = main_listener(&config, ws_deps, api_deps)?;
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
     let stop = CancellationToken::new();

@@ -2,9 +2,10 @@
 //! Must not touch the WebSocket: replies are returned as encoded frames for `ws/` to write.
 //!
 //! A `Connection` is also the socket's drop guard (as mini-redis's `DbDropGuard` is the
-//! database's): whatever it still holds in the registry when it is dropped (subscriptions,
-//! presence membership, the app's connection slot, the signed-in user) is released then, so a
-//! session task that panics or is cancelled leaks nothing.
+//! database's): whatever it still holds in the cluster when it is dropped without `close`
+//! (subscriptions, presence membership, the app's connection slot, the signed-in user) is
+//! released then, from a task of its own, so a session task that panics or is cancelled leaks
+//! nothing.
 
 mod client_events;
 mod heartbeat;
@@ -21,14 +22,14 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use tokio::time::{Duration, Instant};
 
-use crate::adapter::Adapter;
 use crate::apps::App;
+use crate::cluster::Cluster;
 use crate::metrics::{AppMetrics, Metrics, Rejection};
 use crate::protocol::{
     ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId, UserData, WebhookEvent, server_event,
 };
 use crate::rate_limit::TokenBucket;
-use crate::registry::{Namespace, Outbound, Registry};
+use crate::registry::{Namespace, Outbound};
 use crate::webhooks::Webhooks;
 
 pub use heartbeat::{Beat, Heartbeat};
@@ -42,13 +43,11 @@ pub struct ConnSettings {
     pub cache_ttl: Duration,
 }
 
-/// What every connection shares: the fan-out seam, local state, metrics. Cheap to clone.
+/// What every connection shares: the cluster seams, metrics, webhooks. Cheap to clone.
 #[derive(Clone)]
 pub struct ConnDeps {
-    /// Fan-out and cluster-wide queries.
-    pub adapter: Arc<dyn Adapter>,
-    /// This node's state.
-    pub registry: Registry,
+    /// Delivery, cluster-wide state and queries.
+    pub cluster: Cluster,
     /// Metrics handles.
     pub metrics: Metrics,
     /// Webhook queue.
@@ -66,9 +65,9 @@ struct Identity {
     metrics: AppMetrics,
 }
 
-/// One socket's protocol state, and the guard of what it holds in the registry.
+/// One socket's protocol state, and the guard of what it holds in the cluster.
 pub struct Connection {
-    me: Identity,
+    me: Arc<Identity>,
     deps: ConnDeps,
     /// Subscribed channels → the presence user id the socket joined as.
     channels: HashMap<ChannelName, Option<Arc<str>>>,
@@ -76,6 +75,8 @@ pub struct Connection {
     client_events: TokenBucket,
     /// Signed in, or subscribed to a private/presence channel.
     authorized: bool,
+    /// `close` gave everything back (the connection slot included): nothing left to drop.
+    released: bool,
 }
 
 /// What the session must do after handling a frame.
@@ -87,20 +88,16 @@ pub enum After {
     Authorized,
 }
 
-/// Channels left between two yields of `close`: leaving a thousand channels must not hold the
-/// worker for the whole time.
-const LEAVES_PER_YIELD: usize = 64;
-
 impl Connection {
-    /// State for a socket already registered in `ns` with `outbound`; from now on it owns that
-    /// registration (released when it is dropped) and counts as an open connection.
+    /// State for a socket that already holds a connection slot (`ClusterState::connect`); from
+    /// now on it owns that slot (released when it is dropped) and counts as an open connection.
     pub fn new(app: Arc<App>, ns: Arc<Namespace>, outbound: Outbound, deps: ConnDeps, now: Instant) -> Self {
         let metrics = deps.metrics.app(&app.id);
         metrics.connects.inc();
         metrics.connections.inc();
         let client_events = TokenBucket::new(app.limits.client_events_per_second, now);
-        let me = Identity { socket_id: outbound.socket_id().clone(), app, ns, outbound, metrics };
-        Self { me, deps, channels: HashMap::new(), user: None, client_events, authorized: false }
+        let me = Arc::new(Identity { socket_id: outbound.socket_id().clone(), app, ns, outbound, metrics });
+        Self { me, deps, channels: HashMap::new(), user: None, client_events, authorized: false, released: false }
     }
 
     /// The socket's id.
@@ -137,7 +134,7 @@ impl Connection {
         match event {
             ClientEvent::Ping => replies.push(server_event::pong().into()),
             ClientEvent::Pong => {}
-            ClientEvent::Subscribe(req) => self.subscribe(req, now, replies).await,
+            ClientEvent::Subscribe(req) => self.subscribe(req, replies).await,
             ClientEvent::Unsubscribe { channel } => self.unsubscribe(&channel).await,
             ClientEvent::Signin(req) => self.signin(req, replies).await,
             ClientEvent::Client(msg) => self.client_event(msg, now, replies).await,
@@ -157,7 +154,7 @@ impl Connection {
 
     /// Queues a webhook event for this app (a no-op when no target wants it).
     fn webhook(&self, event: WebhookEvent) {
-        self.deps.webhooks.emit(&self.me.app, event);
+        release::webhook(&self.me, &self.deps, event);
     }
 
     /// A non-closing `pusher:error` for a refused request.
@@ -167,22 +164,30 @@ impl Connection {
         replies.push(server_event::error(Some(code), message).into());
     }
 
-    /// Leaves every channel and signs out, announcing each change; call once when the socket
-    /// ends. Dropping the connection without it releases the same state, without yielding.
+    /// Leaves every channel, signs out and gives the connection slot back, announcing each
+    /// change; call once when the socket ends. Dropping the connection without it releases the
+    /// same from a task of its own.
     pub async fn close(mut self) {
-        let channels: Vec<ChannelName> = self.channels.keys().cloned().collect();
-        for (i, c) in channels.iter().enumerate() {
-            if i > 0 && i % LEAVES_PER_YIELD == 0 {
-                tokio::task::yield_now().await;
-            }
-            self.unsubscribe(c.as_str()).await;
-        }
-        self.sign_out().await;
+        let held = self.take_held();
+        release::release_all(&self.me, &self.deps, held).await;
+    }
+
+    /// What the connection still holds, taken out: from now on the drop guard has nothing to do.
+    fn take_held(&mut self) -> release::Held {
+        self.released = true;
+        release::Held { channels: self.channels.drain().map(|(name, _)| name).collect(), user: self.user.take() }
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.release_all();
+        if self.released {
+            return;
+        }
+        let held = self.take_held();
+        let (me, deps) = (self.me.clone(), self.deps.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release::release_all(&me, &deps, held).await });
+        }
     }
 }

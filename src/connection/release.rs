@@ -1,132 +1,143 @@
-//! Giving back what a socket holds in the registry: one channel, the signed-in user, or all of
-//! it when the connection is dropped; and the `subscription_count` announcements that follow.
-//! Must not await: the drop guard runs it synchronously, so what needs the network (count
-//! events, watchlist notices) is returned to the caller, or spawned when the caller is `Drop`.
+//! Giving back what a socket holds in the cluster: one channel, the signed-in user, or all of it
+//! (with the connection slot) when the socket ends; and the `subscription_count` announcements
+//! that follow. One path for `close`, `pusher:unsubscribe` and the drop guard's own task.
+//! Must not borrow the `Connection`: the drop guard runs it from a task after the connection is
+//! gone, with only the socket's `Identity` and the shared dependencies.
 
 use std::sync::Arc;
 
 use bytestring::ByteString;
 use tokio::time::{Duration, Instant};
 
-use super::Connection;
-use crate::adapter::Adapter;
+use super::{ConnDeps, Connection, Identity};
 use crate::apps::App;
+use crate::cluster::Bus;
 use crate::protocol::server_event::{self, WatchlistStatus};
-use crate::protocol::{ChannelKind, ChannelName, WebhookEvent, WebhookKind};
+use crate::protocol::{ChannelKind, ChannelName, UserData, WebhookEvent, WebhookKind};
 use crate::registry::{Channel, CountDue};
-use crate::webhooks::Webhooks;
 
 /// Channels with more subscribers than this get throttled `subscription_count` announcements.
 const COUNT_THROTTLE_ABOVE: usize = 100;
 /// At most one announcement (event and webhook) per this interval on such channels (Pusher's
 /// cadence).
 const COUNT_THROTTLE_EVERY: Duration = Duration::from_secs(5);
+/// Channels left between two yields of a release: leaving a thousand channels must not hold the
+/// worker for the whole time.
+const LEAVES_PER_YIELD: usize = 64;
+
+/// What a connection still holds when it ends.
+pub(super) struct Held {
+    /// Subscribed channels.
+    pub(super) channels: Vec<ChannelName>,
+    /// The signed-in user.
+    pub(super) user: Option<UserData>,
+}
 
 impl Connection {
-    /// Leaves `channel` in the registry, counting and queueing its webhooks. Returns the
-    /// `subscription_count` event to publish, if one is due.
-    pub(super) fn release(&mut self, channel: &str) -> Option<(ChannelName, ByteString)> {
-        let (name, _) = self.channels.remove_entry(channel)?;
-        if name.kind() == ChannelKind::User {
-            return None;
-        }
-        let left = self.me.ns.leave(name.as_str(), &self.me.socket_id);
-        if !left.was_subscribed {
-            return None;
-        }
-        if let Some(uid) = left.member_removed {
-            self.me.metrics.presence_members.dec();
-            self.webhook(WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
-        }
-        if left.vacated {
-            self.me.metrics.channels.dec();
-            self.webhook(WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
-        }
-        let frame = self.count_announcement(&name, left.subscription_count)?;
-        Some((name, frame))
-    }
-
-    /// Unbinds the signed-in user. Returns its id when this was its last socket on the node.
-    pub(super) fn release_user(&mut self) -> Option<String> {
-        let user = self.user.take()?;
-        self.me.ns.unwatch(&self.me.socket_id, &user.watchlist);
-        self.me.ns.sign_out(&user.id, &self.me.socket_id).then_some(user.id)
-    }
-
-    /// The `subscription_count` webhook and event for a non-presence channel at `count`
-    /// subscribers. Above `COUNT_THROTTLE_ABOVE` subscribers both go out at most once per
-    /// `COUNT_THROTTLE_EVERY`; a delayed one carries the count current when it goes out.
-    /// Returns the event to publish now, if the app wants events.
-    pub(super) fn count_announcement(&self, name: &ChannelName, count: usize) -> Option<ByteString> {
-        let app = &self.me.app;
-        let hook = app.wants_webhook(WebhookKind::SubscriptionCount, name.as_str());
-        let event = app.features.subscription_count;
-        if name.kind() == ChannelKind::Presence || count == 0 || !(hook || event) {
-            return None;
-        }
-        if count > COUNT_THROTTLE_ABOVE
-            && let Some(channel) = self.me.ns.channel(name.as_str())
-        {
-            match channel.count_due(Instant::now(), COUNT_THROTTLE_EVERY) {
-                CountDue::Now => {}
-                CountDue::Scheduled => return None,
-                CountDue::Later(at) => {
-                    let later = Later {
-                        channel,
-                        name: name.clone(),
-                        app: app.clone(),
-                        adapter: self.deps.adapter.clone(),
-                        webhooks: self.deps.webhooks.clone(),
-                    };
-                    tokio::spawn(later.announce(at, hook, event));
-                    return None;
-                }
-            }
-        }
-        if hook {
-            self.webhook(count_webhook(name, count));
-        }
-        event.then(|| server_event::subscription_count(name.as_str(), count).into())
-    }
-
-    /// Releases whatever is still held: every channel, the user, the connection's slot.
-    /// `close` leaves nothing for it but the slot; a cancelled or panicked session leaves all.
-    pub(super) fn release_all(&mut self) {
-        let names: Vec<ChannelName> = self.channels.keys().cloned().collect();
-        let counts: Vec<(ChannelName, ByteString)> = names.iter().filter_map(|n| self.release(n.as_str())).collect();
-        let offline = self.release_user();
-        self.me.ns.remove_socket(&self.me.socket_id);
-        self.me.metrics.connections.dec();
-        self.me.metrics.disconnects.inc();
-        if counts.is_empty() && offline.is_none() {
-            return;
-        }
-        // Only a session that did not run `close` gets here: announce from a task of our own.
-        let (adapter, app_id) = (self.deps.adapter.clone(), self.me.app.id.clone());
-        let announce = async move {
-            for (name, frame) in counts {
-                publish(adapter.as_ref(), &app_id, &name, frame).await;
-            }
-            if let Some(user_id) = offline {
-                notify_watchers(adapter.as_ref(), &app_id, &user_id, WatchlistStatus::Offline).await;
-            }
-        };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(announce);
+    /// Leaves one channel (a no-op unless subscribed): roster, `member_removed`, counts.
+    pub(super) async fn unsubscribe(&mut self, channel: &str) {
+        if let Some((name, _)) = self.channels.remove_entry(channel) {
+            leave(&self.me, &self.deps, &name).await;
         }
     }
 }
 
+/// Queues a webhook event for the socket's app (a no-op when no target wants it).
+pub(super) fn webhook(me: &Identity, deps: &ConnDeps, event: WebhookEvent) {
+    deps.webhooks.emit(&me.app, event);
+}
+
+/// Leaves `name` in the cluster, counting and queueing its webhooks and announcing the new
+/// subscription count.
+pub(super) async fn leave(me: &Identity, deps: &ConnDeps, name: &ChannelName) {
+    if name.kind() == ChannelKind::User {
+        return;
+    }
+    let left = deps.cluster.state.leave(&me.ns, name, &me.socket_id).await;
+    if !left.was_subscribed {
+        return;
+    }
+    if let Some(uid) = left.member_removed {
+        me.metrics.presence_members.dec();
+        webhook(me, deps, WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
+    }
+    if left.vacated {
+        me.metrics.channels.dec();
+        webhook(me, deps, WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
+    }
+    if let Some(frame) = count_announcement(me, deps, name, left.subscription_count) {
+        publish(deps.cluster.bus.as_ref(), &me.app.id, name, frame).await;
+    }
+}
+
+/// Unbinds the signed-in user; its last socket anywhere makes it go offline for its watchers.
+pub(super) async fn sign_out(me: &Identity, deps: &ConnDeps, user: UserData) {
+    if deps.cluster.state.sign_out(&me.ns, &user.id, &me.socket_id, &user.watchlist).await {
+        notify_watchers(deps.cluster.bus.as_ref(), &me.app.id, &user.id, WatchlistStatus::Offline).await;
+    }
+}
+
+/// Releases everything `held`, then the connection slot.
+pub(super) async fn release_all(me: &Identity, deps: &ConnDeps, held: Held) {
+    for (i, name) in held.channels.iter().enumerate() {
+        if i > 0 && i % LEAVES_PER_YIELD == 0 {
+            tokio::task::yield_now().await;
+        }
+        leave(me, deps, name).await;
+    }
+    if let Some(user) = held.user {
+        sign_out(me, deps, user).await;
+    }
+    deps.cluster.state.disconnect(&me.ns, &me.socket_id).await;
+    me.metrics.connections.dec();
+    me.metrics.disconnects.inc();
+}
+
+/// The `subscription_count` webhook and event for a non-presence channel at `count`
+/// subscribers. Above `COUNT_THROTTLE_ABOVE` subscribers both go out at most once per
+/// `COUNT_THROTTLE_EVERY` from this node; a delayed one carries the count current when it goes
+/// out. Returns the event to publish now, if the app wants events.
+pub(super) fn count_announcement(
+    me: &Identity,
+    deps: &ConnDeps,
+    name: &ChannelName,
+    count: usize,
+) -> Option<ByteString> {
+    let app = &me.app;
+    let hook = app.wants_webhook(WebhookKind::SubscriptionCount, name.as_str());
+    let event = app.features.subscription_count;
+    if name.kind() == ChannelKind::Presence || count == 0 || !(hook || event) {
+        return None;
+    }
+    if count > COUNT_THROTTLE_ABOVE
+        && let Some(channel) = me.ns.channel(name.as_str())
+    {
+        match channel.count_due(Instant::now(), COUNT_THROTTLE_EVERY) {
+            CountDue::Now => {}
+            CountDue::Scheduled => return None,
+            CountDue::Later(at) => {
+                let later = Later { channel, name: name.clone(), app: app.clone(), deps: deps.clone() };
+                tokio::spawn(later.announce(at, hook, event));
+                return None;
+            }
+        }
+    }
+    if hook {
+        webhook(me, deps, count_webhook(name, count));
+    }
+    event.then(|| server_event::subscription_count(name.as_str(), count).into())
+}
+
 /// Publishes a count announcement on `channel`; a failure is logged (nobody waits on it).
-pub(super) async fn publish(adapter: &dyn Adapter, app_id: &str, channel: &ChannelName, frame: ByteString) {
-    if let Err(e) = adapter.publish(app_id, channel.as_str(), frame, None).await {
+pub(super) async fn publish(bus: &dyn Bus, app_id: &str, channel: &ChannelName, frame: ByteString) {
+    if let Err(e) = bus.publish(app_id, channel.as_str(), frame, None).await {
         tracing::warn!(error = %e, "publish failed");
     }
 }
 
 /// Tells every socket watching `user_id` that it went online or offline.
-pub(super) async fn notify_watchers(adapter: &dyn Adapter, app_id: &str, user_id: &str, status: WatchlistStatus) {
-    if let Err(e) = adapter.watchlist_changed(app_id, user_id, status).await {
+pub(super) async fn notify_watchers(bus: &dyn Bus, app_id: &str, user_id: &str, status: WatchlistStatus) {
+    if let Err(e) = bus.watchlist_changed(app_id, user_id, status).await {
         tracing::warn!(error = %e, "watchlist notification failed");
     }
 }
@@ -143,24 +154,27 @@ struct Later {
     channel: Arc<Channel>,
     name: ChannelName,
     app: Arc<App>,
-    adapter: Arc<dyn Adapter>,
-    webhooks: Webhooks,
+    deps: ConnDeps,
 }
 
 impl Later {
     async fn announce(self, at: Instant, hook: bool, event: bool) {
         tokio::time::sleep_until(at).await;
         self.channel.count_sent(Instant::now());
-        let count = self.channel.subscription_count();
+        let count = match self.deps.cluster.queries.channel(&self.app.id, self.name.as_str()).await {
+            Ok(Some(stats)) => stats.subscription_count,
+            Ok(None) => 0,
+            Err(e) => return tracing::warn!(error = %e, "subscription count unavailable"),
+        };
         if count == 0 {
             return;
         }
         if hook {
-            self.webhooks.emit(&self.app, count_webhook(&self.name, count));
+            self.deps.webhooks.emit(&self.app, count_webhook(&self.name, count));
         }
         if event {
             let frame = server_event::subscription_count(self.name.as_str(), count).into();
-            publish(self.adapter.as_ref(), &self.app.id, &self.name, frame).await;
+            publish(self.deps.cluster.bus.as_ref(), &self.app.id, &self.name, frame).await;
         }
     }
 }

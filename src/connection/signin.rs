@@ -29,6 +29,15 @@ impl Connection {
             replies.push(server_event::signin_success(&req.user_data).into());
             return;
         }
+        let signed_in = self.deps.cluster.state.sign_in(&self.me.ns, &user.id, &self.me.socket_id, &user.watchlist);
+        let first = match signed_in.await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, "signin could not be recorded");
+                let msg = "The signin could not be completed; try again";
+                return self.refuse(ErrorCode::OverCapacity, Rejection::ClusterUnavailable, msg, replies);
+            }
+        };
         self.authorized = true;
         replies.push(server_event::signin_success(&req.user_data).into());
         if user.watchlist_truncated {
@@ -36,18 +45,17 @@ impl Connection {
                 format!("Watchlist limit exceeded: only the first {} ids are watched", app.limits.max_watchlist_size);
             replies.push(server_event::error(Some(ErrorCode::WatchlistLimitExceeded), &msg).into());
         }
-        if self.me.ns.sign_in(&user.id, &self.me.socket_id) {
+        if first {
             self.watchlist_changed(&user.id, WatchlistStatus::Online).await;
         }
         if !user.watchlist.is_empty() {
-            self.me.ns.watch(&self.me.socket_id, &user.watchlist);
             self.send_watchlist_status(&user.watchlist, replies).await;
         }
         self.user = Some(user);
     }
 
     async fn send_watchlist_status(&self, watchlist: &[String], replies: &mut Vec<ByteString>) {
-        let online = match self.deps.adapter.online_users(&self.me.app.id, watchlist).await {
+        let online = match self.deps.cluster.queries.online_users(&self.me.app.id, watchlist).await {
             Ok(ids) => ids,
             Err(e) => return tracing::warn!(error = %e, "watchlist status unavailable"),
         };
@@ -64,13 +72,6 @@ impl Connection {
     }
 
     async fn watchlist_changed(&self, user_id: &str, status: WatchlistStatus) {
-        super::release::notify_watchers(self.deps.adapter.as_ref(), &self.me.app.id, user_id, status).await;
-    }
-
-    /// Unbinds the user when the socket ends; the last socket makes the user go offline.
-    pub(super) async fn sign_out(&mut self) {
-        if let Some(user_id) = self.release_user() {
-            self.watchlist_changed(&user_id, WatchlistStatus::Offline).await;
-        }
+        super::release::notify_watchers(self.deps.cluster.bus.as_ref(), &self.me.app.id, user_id, status).await;
     }
 }

@@ -1,12 +1,11 @@
 //! `pusher:subscribe` / `pusher:unsubscribe`: authorization, presence join/leave, cache replay.
-//! Must not write to the socket: replies go into the caller's buffer, broadcasts to the adapter.
+//! Must not write to the socket: replies go into the caller's buffer, broadcasts to the bus.
 
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use tokio::time::Instant;
 
-use super::Connection;
+use super::{Connection, release};
 use crate::metrics::Rejection;
 use crate::protocol::signature::{self, channel_string, presence_string};
 use crate::protocol::{
@@ -31,6 +30,8 @@ enum SubscribeError {
     PresenceFull,
     #[error("Too many channels on this connection (the limit is {0})")]
     TooManyChannels(usize),
+    #[error("The subscription could not be completed; try again")]
+    Unavailable(crate::cluster::ClusterError),
 }
 
 impl SubscribeError {
@@ -44,13 +45,14 @@ impl SubscribeError {
             }
             Self::PresenceFull => (SubscriptionErrorKind::LimitReached, Rejection::PresenceFull),
             Self::TooManyChannels(_) => (SubscriptionErrorKind::LimitReached, Rejection::SubscriptionLimit),
+            Self::Unavailable(_) => (SubscriptionErrorKind::Unavailable, Rejection::ClusterUnavailable),
         }
     }
 }
 
 impl Connection {
-    pub(super) async fn subscribe(&mut self, req: Subscribe, now: Instant, replies: &mut Vec<ByteString>) {
-        if let Err(e) = self.try_subscribe(&req, now, replies).await {
+    pub(super) async fn subscribe(&mut self, req: Subscribe, replies: &mut Vec<ByteString>) {
+        if let Err(e) = self.try_subscribe(&req, replies).await {
             let (kind, why) = e.kind();
             let message = e.to_string();
             self.refuse(kind.error_code(), why, &message, replies);
@@ -60,12 +62,7 @@ impl Connection {
         }
     }
 
-    async fn try_subscribe(
-        &mut self,
-        req: &Subscribe,
-        now: Instant,
-        replies: &mut Vec<ByteString>,
-    ) -> Result<(), SubscribeError> {
+    async fn try_subscribe(&mut self, req: &Subscribe, replies: &mut Vec<ByteString>) -> Result<(), SubscribeError> {
         let limits = &self.me.app.limits;
         let name =
             ChannelName::parse(&req.channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
@@ -82,7 +79,8 @@ impl Connection {
         }
         let user_id: Option<Arc<str>> = member.as_ref().map(|m| m.user_id.as_str().into());
         let max = limits.max_presence_members;
-        match self.me.ns.join(&name, &self.me.outbound, member, max) {
+        let joined = self.deps.cluster.state.join(&self.me.ns, &name, &self.me.outbound, member, max).await;
+        match joined.map_err(SubscribeError::Unavailable)? {
             Joined::PresenceFull => return Err(SubscribeError::PresenceFull),
             Joined::Again { reply } => replies.push(reply),
             Joined::New { occupied, member_added, reply, subscription_count } => {
@@ -99,7 +97,7 @@ impl Connection {
                     self.me.metrics.presence_members.inc();
                     self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
                 }
-                self.replay_cache(&name, now, replies);
+                self.replay_cache(&name, replies).await;
                 self.announce_count(&name, subscription_count).await;
             }
         }
@@ -137,31 +135,25 @@ impl Connection {
         }
     }
 
-    fn replay_cache(&self, name: &ChannelName, now: Instant, replies: &mut Vec<ByteString>) {
+    async fn replay_cache(&self, name: &ChannelName, replies: &mut Vec<ByteString>) {
         if !name.is_cache() {
             return;
         }
-        match self.deps.registry.cache().get(&self.me.app.id, name.as_str(), now) {
-            Some(hit) => replies.push(server_event::channel_event(&hit.event, name.as_str(), &hit.data).into()),
-            None => {
+        match self.deps.cluster.state.cache_get(&self.me.app.id, name.as_str()).await {
+            Ok(Some(hit)) => replies.push(server_event::channel_event(&hit.event, name.as_str(), &hit.data).into()),
+            Ok(None) => {
                 replies.push(server_event::cache_miss(name.as_str()).into());
                 self.webhook(WebhookEvent::channel(WebhookKind::CacheMiss, name.as_str()));
             }
+            Err(e) => tracing::warn!(error = %e, "cache lookup failed"),
         }
     }
 
     /// Announces a non-presence channel's new subscription count: the `subscription_count`
     /// webhook and, when the app wants it, the event to its subscribers.
     pub(super) async fn announce_count(&self, name: &ChannelName, count: usize) {
-        if let Some(frame) = self.count_announcement(name, count) {
-            super::release::publish(self.deps.adapter.as_ref(), &self.me.app.id, name, frame).await;
-        }
-    }
-
-    /// Leaves one channel (a no-op unless subscribed): roster, `member_removed`, counts.
-    pub(super) async fn unsubscribe(&mut self, channel: &str) {
-        if let Some((name, frame)) = self.release(channel) {
-            super::release::publish(self.deps.adapter.as_ref(), &self.me.app.id, &name, frame).await;
+        if let Some(frame) = release::count_announcement(&self.me, &self.deps, name, count) {
+            release::publish(self.deps.cluster.bus.as_ref(), &self.me.app.id, name, frame).await;
         }
     }
 }

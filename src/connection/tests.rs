@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 
 use super::{ConnDeps, ConnSettings, Connection};
-use crate::adapter::LocalAdapter;
 use crate::apps::App;
+use crate::cluster::Cluster;
 use crate::config::{AppConfig, WebhooksConfig};
 use crate::metrics::Metrics;
 use crate::protocol::{SocketId, signature};
@@ -29,8 +29,7 @@ impl World {
         let (webhooks, _dispatcher) =
             webhooks::start(WebhookSettings::from(&WebhooksConfig::default()), metrics.clone());
         let deps = ConnDeps {
-            adapter: Arc::new(LocalAdapter::new(registry.clone())),
-            registry: registry.clone(),
+            cluster: Cluster::local(registry.clone()),
             metrics,
             webhooks,
             settings: ConnSettings { subscription_error_event: true, cache_ttl: Duration::from_secs(60) },
@@ -47,6 +46,16 @@ impl World {
         assert!(self.ns().add_socket(&tx, 0));
         (Connection::new(self.app.clone(), self.ns(), tx, self.deps.clone(), Instant::now()), rx)
     }
+}
+
+/// Waits for the drop guard's task to give the slots back (it frees the slot last).
+async fn until_connections(ns: &Namespace, n: usize) {
+    let released = async {
+        while ns.connection_count() != n {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), released).await.expect("the drop guard released the connection");
 }
 
 async fn send(conn: &mut Connection, frame: Value) -> Vec<Value> {
@@ -104,6 +113,7 @@ async fn dropping_a_connection_releases_everything_it_held() {
 
     // What a panicking or cancelled session task does: drop the state without `close`.
     drop(conn);
+    until_connections(&ns, 1).await;
 
     assert_eq!(ns.channel_count(), 1, "only the watcher's channel is left");
     assert_eq!(ns.connection_count(), 1, "the app's connection slot is free again");
@@ -114,6 +124,7 @@ async fn dropping_a_connection_releases_everything_it_held() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "pusher_internal:member_removed");
     drop(watcher);
+    until_connections(&ns, 0).await;
     assert_eq!((ns.channel_count(), ns.connection_count()), (0, 0));
 }
 

@@ -1,6 +1,6 @@
 //! `GET /apps/{id}/channels`, `GET /apps/{id}/channels/{name}` and `…/{name}/users`:
 //! occupancy, counts, cached events and presence users (pusher-protocol.md §6.3–6.5).
-//! Must not change any state: these routes only query the adapter and the event cache.
+//! Must not change any state: these routes only query the cluster and its event cache.
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -15,14 +15,14 @@ use crate::protocol::{ChannelKind, ChannelName};
 /// Occupied channels, optionally filtered by prefix: `{"channels":{"name":{…}}}`.
 ///
 /// # Errors
-/// 400 when `user_count` is asked without a `presence-` prefix filter; 503 when the adapter fails.
+/// 400 when `user_count` is asked without a `presence-` prefix filter; 503 when the cluster is unreachable.
 pub(super) async fn list(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
     let prefix = signed.query.get("filter_by_prefix").unwrap_or_default();
     let info = requested(signed);
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(BadRequest::UserCountNeedsPresenceFilter.into());
     }
-    let stats = deps.adapter.channels(&signed.app.id, prefix).await?;
+    let stats = deps.cluster.queries.channels(&signed.app.id, prefix).await?;
     let channels = stats.iter().map(|s| (s.name.clone(), info.list_attrs(s))).collect();
     Ok(json_ok(&ChannelMap { channels }))
 }
@@ -48,7 +48,7 @@ struct CacheReply {
 /// occupied and asked for; `cache` when asked for and a live event is cached.
 ///
 /// # Errors
-/// 400 for an invalid name or `user_count` on a non-presence channel; 503 when the adapter fails.
+/// 400 for an invalid name or `user_count` on a non-presence channel; 503 when the cluster is unreachable.
 pub(super) async fn show(deps: &ApiDeps, signed: &Signed, name: &str) -> Result<HttpResponse, ApiError> {
     let channel = path_channel(signed, name)?;
     let info = requested(signed);
@@ -56,11 +56,10 @@ pub(super) async fn show(deps: &ApiDeps, signed: &Signed, name: &str) -> Result<
         return Err(BadRequest::UserCountOnNonPresence.into());
     }
     let app_id = signed.app.id.as_str();
-    let stats = deps.adapter.channel(app_id, name).await?;
+    let stats = deps.cluster.queries.channel(app_id, name).await?;
     let cache = if info.cache && channel.is_cache() {
-        let now = Instant::now();
-        let hit = deps.registry.cache().get(app_id, name, now);
-        hit.map(|c| CacheReply { ttl: c.ttl_secs(now), data: c.data })
+        let hit = deps.cluster.state.cache_get(app_id, name).await?;
+        hit.map(|c| CacheReply { ttl: c.ttl_secs(Instant::now()), data: c.data })
     } else {
         None
     };
@@ -85,13 +84,13 @@ struct UserReply {
 /// Distinct users of a presence channel: `{"users":[{"id":"1"},…]}` (empty when unoccupied).
 ///
 /// # Errors
-/// 400 for an invalid name or a non-presence channel; 503 when the adapter fails.
+/// 400 for an invalid name or a non-presence channel; 503 when the cluster is unreachable.
 pub(super) async fn users(deps: &ApiDeps, signed: &Signed, name: &str) -> Result<HttpResponse, ApiError> {
     let channel = path_channel(signed, name)?;
     if channel.kind() != ChannelKind::Presence {
         return Err(BadRequest::UsersOnNonPresence.into());
     }
-    let ids = deps.adapter.presence_users(&signed.app.id, channel.as_str()).await?;
+    let ids = deps.cluster.queries.presence_users(&signed.app.id, channel.as_str()).await?;
     Ok(json_ok(&UsersReply { users: ids.into_iter().map(|id| UserReply { id }).collect() }))
 }
 

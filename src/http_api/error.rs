@@ -5,8 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::adapter::AdapterError;
 use crate::apps::AppStoreError;
+use crate::cluster::ClusterError;
 use crate::metrics::Rejection;
 
 /// Why a request's signature check failed (all answered with 401).
@@ -178,9 +178,9 @@ pub enum ApiError {
     /// The app store failed (details only in `source`, for the log).
     #[error("service unavailable")]
     AppStore(#[from] AppStoreError),
-    /// The adapter failed (details only in `source`, for the log).
+    /// The cluster was unreachable (details only in `source`, for the log).
     #[error("service unavailable")]
-    Adapter(#[from] AdapterError),
+    Cluster(#[from] ClusterError),
 }
 
 impl ApiError {
@@ -195,7 +195,7 @@ impl ApiError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InBatch { error, .. } => error.status(),
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::AppStore(_) | Self::Adapter(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AppStore(_) | Self::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -213,7 +213,7 @@ impl ApiError {
             | Self::RouteNotFound
             | Self::MethodNotAllowed
             | Self::AppStore(_)
-            | Self::Adapter(_) => None,
+            | Self::Cluster(_) => None,
         }
     }
 

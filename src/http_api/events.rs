@@ -1,5 +1,5 @@
 //! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`: validate the whole request,
-//! then encode each (event, channel) frame once and hand it to the adapter.
+//! then encode each (event, channel) frame once and hand it to the bus.
 //! Must not publish anything unless every event and channel of the request is valid.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,6 @@ use actix_web::HttpResponse;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::time::Instant;
 
 use super::auth::Signed;
 use super::error::{ApiError, BadRequest};
@@ -27,7 +26,7 @@ struct BatchIn {
 /// every channel: `{"channels":{"name":{…}}}`.
 ///
 /// # Errors
-/// 400/413 for an invalid event (nothing published); 503 when the adapter fails.
+/// 400/413 for an invalid event (nothing published); 503 when the cluster is unreachable.
 pub(super) async fn trigger(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
     let event = object::<EventIn>(&signed.body)?.validate(&signed.app.limits)?;
     let app_id = signed.app.id.as_str();
@@ -50,7 +49,8 @@ pub(super) async fn trigger(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespo
 /// `info`, `{"batch":[{…},…]}` with one attribute object per item, in request order.
 ///
 /// # Errors
-/// 400/413 naming the first invalid item (nothing published); 503 when the adapter fails.
+/// 400/413 naming the first invalid item (nothing published); 503 when the cluster is
+/// unreachable.
 pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
     let events = validate_batch(&signed.body, &signed.app.limits)?;
     let app_id = signed.app.id.as_str();
@@ -103,7 +103,7 @@ pub(super) fn validate_batch(body: &[u8], limits: &Limits) -> Result<Vec<ValidEv
 /// query leaves nothing half-sent).
 async fn attrs(deps: &ApiDeps, app_id: &str, channel: &ChannelName, info: Info) -> Result<Attrs, ApiError> {
     let stats = if info.user_count || info.subscription_count {
-        deps.adapter.channel(app_id, channel.as_str()).await?
+        deps.cluster.queries.channel(app_id, channel.as_str()).await?
     } else {
         None
     };
@@ -123,12 +123,12 @@ async fn publish(deps: &ApiDeps, app_id: &str, event: &ValidEvent) -> Result<(),
         let name = channel.as_str();
         if channel.is_cache() {
             let ttl = deps.settings.cache_ttl;
-            deps.registry.cache().put(app_id, name, &event.name, &event.data, Instant::now(), ttl);
+            deps.cluster.state.cache_put(app_id, name, &event.name, &event.data, ttl).await?;
         }
         let frame = ByteString::from(server_event::channel_event(&event.name, name, &event.data));
         match channel.user_id() {
-            Some(user_id) => deps.adapter.send_to_user(app_id, user_id, frame, except).await?,
-            None => deps.adapter.publish(app_id, name, frame, except).await?,
+            Some(user_id) => deps.cluster.bus.send_to_user(app_id, user_id, frame, except).await?,
+            None => deps.cluster.bus.publish(app_id, name, frame, except).await?,
         }
     }
     Ok(())

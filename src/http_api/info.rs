@@ -1,5 +1,5 @@
 //! The `info` attribute lists of the REST API and the per-channel attribute objects they produce.
-//! Must not query the adapter: callers pass the counts they fetched.
+//! Must not query the cluster: callers pass the counts they fetched.
 
 use std::collections::BTreeMap;
 

@@ -27,11 +27,10 @@ use serde::Serialize;
 
 pub use error::{ApiError, AuthError, BadRequest};
 
-use crate::adapter::Adapter;
 use crate::apps::AppStore;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
 use serve::Endpoint;
 
 /// What the REST API needs. Cheap to clone (handles only).
@@ -39,10 +38,8 @@ use serve::Endpoint;
 pub struct ApiDeps {
     /// Apps by id.
     pub apps: Arc<dyn AppStore>,
-    /// Fan-out and channel queries.
-    pub adapter: Arc<dyn Adapter>,
-    /// This node's registry (for the cache-channel store).
-    pub registry: Registry,
+    /// Delivery, the cache-channel store and the channel queries.
+    pub cluster: Cluster,
     /// Request and rejection counters.
     pub metrics: Metrics,
     /// Limits and timeouts.

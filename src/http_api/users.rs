@@ -8,12 +8,12 @@ use super::auth::Signed;
 use super::error::ApiError;
 use super::{ApiDeps, json_empty};
 
-/// Asks the adapter to close the user's sockets (with 4009 on the local adapter); answers `{}`.
+/// Asks every node to close the user's sockets (with 4009); answers `{}`.
 ///
 /// # Errors
-/// 503 when the adapter fails.
+/// 503 when the cluster is unreachable.
 pub(super) async fn terminate(deps: &ApiDeps, signed: &Signed, user_id: &str) -> Result<HttpResponse, ApiError> {
-    deps.adapter.terminate_user(&signed.app.id, user_id).await?;
+    deps.cluster.bus.terminate_user(&signed.app.id, user_id).await?;
     tracing::debug!("user connections terminated");
     Ok(json_empty())
 }

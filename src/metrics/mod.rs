@@ -53,6 +53,8 @@ pub enum Rejection {
     ApiUnauthorized,
     /// REST request that is malformed or over a limit.
     ApiBadRequest,
+    /// A connection, subscription or signin refused because the cluster was unreachable.
+    ClusterUnavailable,
 }
 
 impl Rejection {
@@ -79,6 +81,7 @@ impl Rejection {
             Self::ClientEventRateLimited => "client_event_rate_limited",
             Self::ApiUnauthorized => "api_unauthorized",
             Self::ApiBadRequest => "api_bad_request",
+            Self::ClusterUnavailable => "cluster_unavailable",
         }
     }
 }

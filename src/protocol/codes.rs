@@ -118,6 +118,8 @@ pub enum SubscriptionErrorKind {
     BadRequest,
     /// A presence channel is full.
     LimitReached,
+    /// The cluster could not decide the subscription now (its shared state is unreachable).
+    Unavailable,
 }
 
 impl SubscriptionErrorKind {
@@ -127,6 +129,7 @@ impl SubscriptionErrorKind {
             Self::AuthError => "AuthError",
             Self::BadRequest => "BadRequest",
             Self::LimitReached => "LimitReached",
+            Self::Unavailable => "ServiceUnavailable",
         }
     }
 
@@ -136,6 +139,7 @@ impl SubscriptionErrorKind {
             Self::AuthError => 401,
             Self::BadRequest => 400,
             Self::LimitReached => ErrorCode::OverCapacity.code(),
+            Self::Unavailable => 503,
         }
     }
 
@@ -143,7 +147,7 @@ impl SubscriptionErrorKind {
     pub const fn error_code(self) -> ErrorCode {
         match self {
             Self::AuthError | Self::BadRequest => ErrorCode::Unauthorized,
-            Self::LimitReached => ErrorCode::OverCapacity,
+            Self::LimitReached | Self::Unavailable => ErrorCode::OverCapacity,
         }
     }
 }

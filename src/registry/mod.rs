@@ -28,7 +28,8 @@ impl Registry {
         if let Some(ns) = self.namespaces.get(app_id) {
             return ns.value().clone();
         }
-        self.namespaces.entry(app_id.to_owned()).or_default().value().clone()
+        let entry = self.namespaces.entry(app_id.to_owned());
+        entry.or_insert_with(|| Arc::new(Namespace::new(app_id))).value().clone()
     }
 
     /// Every namespace (for draining and metrics).

@@ -11,11 +11,12 @@ use dashmap::mapref::entry::Entry;
 
 use super::channel::{Attempt, Channel, Delivery, Joined, Left};
 use super::outbound::Outbound;
-use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use crate::protocol::{ChannelName, ErrorCode, PresenceMember, SocketId};
 
 /// One app's sockets and channels on this node.
 #[derive(Debug, Default)]
 pub struct Namespace {
+    app_id: String,
     sockets: DashMap<SocketId, Outbound>,
     connections: AtomicUsize,
     channels: DashMap<String, Arc<Channel>>,
@@ -37,6 +38,16 @@ pub struct ChannelStats {
 }
 
 impl Namespace {
+    /// The (empty) namespace of `app_id`.
+    pub fn new(app_id: &str) -> Self {
+        Self { app_id: app_id.to_owned(), ..Self::default() }
+    }
+
+    /// The app this namespace belongs to.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
     /// Registers a socket unless the app already has `max` connections (0: no limit).
     /// Returns `false` when over quota.
     pub fn add_socket(&self, outbound: &Outbound, max: usize) -> bool {
@@ -172,10 +183,20 @@ impl Namespace {
         false
     }
 
-    /// Queues of the sockets signed in as `user_id`.
-    pub fn user_outbounds(&self, user_id: &str) -> Vec<Outbound> {
-        let sids: Vec<SocketId> = self.users.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-        sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
+    /// Pushes `frame` to every socket signed in as `user_id` on this node, but `except`.
+    pub fn send_to_user(&self, user_id: &str, frame: &ByteString, except: Option<&SocketId>) {
+        for out in self.outbounds_of(&self.users, user_id) {
+            if except != Some(out.socket_id()) {
+                out.push(frame.clone());
+            }
+        }
+    }
+
+    /// Closes every socket signed in as `user_id` on this node with `code`.
+    pub fn close_user(&self, user_id: &str, code: ErrorCode) {
+        for out in self.outbounds_of(&self.users, user_id) {
+            out.close(code);
+        }
     }
 
     /// Whether `user_id` has a signed-in socket on this node.
@@ -202,9 +223,22 @@ impl Namespace {
         }
     }
 
-    /// Queues of the sockets watching `user_id`.
-    pub fn watcher_outbounds(&self, user_id: &str) -> Vec<Outbound> {
-        let sids: Vec<SocketId> = self.watchers.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    /// Whether a socket on this node watches `user_id`.
+    pub fn has_watchers(&self, user_id: &str) -> bool {
+        self.watchers.contains_key(user_id)
+    }
+
+    /// Pushes `frame` to every socket on this node watching `user_id`.
+    pub fn notify_watchers(&self, user_id: &str, frame: &ByteString) {
+        for out in self.outbounds_of(&self.watchers, user_id) {
+            out.push(frame.clone());
+        }
+    }
+
+    /// The queues of the sockets `index` lists under `user_id` (copied out: no map guard is
+    /// held while pushing).
+    fn outbounds_of(&self, index: &DashMap<String, HashSet<SocketId>>, user_id: &str) -> Vec<Outbound> {
+        let sids: Vec<SocketId> = index.get(user_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         sids.iter().filter_map(|sid| self.sockets.get(sid).map(|o| o.value().clone())).collect()
     }
 }

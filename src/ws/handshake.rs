@@ -43,6 +43,8 @@ enum Refusal {
     NoProtocol,
     #[error("Temporarily unable to look up the app")]
     StoreDown,
+    #[error("Temporarily unable to take a connection slot")]
+    Unavailable,
 }
 
 impl Refusal {
@@ -55,6 +57,7 @@ impl Refusal {
             Self::Unsupported => (ErrorCode::UnsupportedProtocol, Rejection::BadProtocol),
             Self::NoProtocol => (ErrorCode::NoProtocol, Rejection::BadProtocol),
             Self::StoreDown => (ErrorCode::OverCapacity, Rejection::UnknownApp),
+            Self::Unavailable => (ErrorCode::OverCapacity, Rejection::ClusterUnavailable),
         }
     }
 }
@@ -141,9 +144,17 @@ pub(super) async fn upgrade(
     };
     let sid = SocketId::from_parts(rand::random::<u32>().into(), rand::random::<u32>().into());
     let (tx, rx) = outbound(sid, deps.settings.outbound_queue_frames);
-    let ns = deps.conn.registry.namespace(&app.id);
-    if !ns.add_socket(&tx, app.max_connections) {
-        actix_web::rt::spawn(refuse(io, permit, &Refusal::OverQuota, &deps));
+    let ns = deps.registry.namespace(&app.id);
+    let refusal = match deps.conn.cluster.state.connect(&ns, &tx, app.max_connections).await {
+        Ok(true) => None,
+        Ok(false) => Some(Refusal::OverQuota),
+        Err(e) => {
+            tracing::warn!(error = %e, "connection slot unavailable");
+            Some(Refusal::Unavailable)
+        }
+    };
+    if let Some(refusal) = refusal {
+        actix_web::rt::spawn(refuse(io, permit, &refusal, &deps));
         return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());

@@ -25,6 +25,7 @@ use crate::apps::AppStore;
 use crate::connection::ConnDeps;
 use crate::metrics::Health;
 use crate::rate_limit::InboundLimits;
+use crate::registry::Registry;
 
 /// Socket-level settings taken from the configuration.
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct WsDeps {
     pub apps: Arc<dyn AppStore>,
     /// Shared connection dependencies.
     pub conn: ConnDeps,
+    /// This node's sockets, where a new one is registered.
+    pub registry: Registry,
     /// Draining flag: upgrades are refused with 503 while set.
     pub health: Health,
     /// Node-wide limits on open and new sockets.

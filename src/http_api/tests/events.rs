@@ -10,10 +10,10 @@ use bytestring::ByteString;
 use tokio::time::Instant;
 
 use super::{app, call, frames, get, harness, post, subscriber};
-use crate::adapter::{Adapter, AdapterError, LocalAdapter};
+use crate::cluster::{Bus, ClusterError, LocalCluster};
 use crate::protocol::SocketId;
 use crate::protocol::server_event::WatchlistStatus;
-use crate::registry::{ChannelStats, Registry};
+use crate::registry::Registry;
 
 #[actix_web::test]
 async fn channel_and_channels_reach_subscribers_byte_exact() {
@@ -89,23 +89,23 @@ async fn user_channel_honours_socket_id() {
     assert_eq!(frames(&mut other_tab).len(), 1);
 }
 
-/// An adapter that checks, at the moment of each fan-out, that the cache already holds the event
+/// A bus that checks, at the moment of each fan-out, that the cache already holds the event
 /// being fanned out: a subscriber joining between the two would otherwise get the older event.
 struct CacheFirst {
-    inner: LocalAdapter,
+    inner: LocalCluster,
     registry: Registry,
     checked: AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl Adapter for CacheFirst {
+impl Bus for CacheFirst {
     async fn publish(
         &self,
         app: &str,
         channel: &str,
         frame: ByteString,
         except: Option<&SocketId>,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<(), ClusterError> {
         let cached = self.registry.cache().get(app, channel, Instant::now()).expect("cached before the fan-out");
         assert!(frame.contains(&format!("\"data\":{}", serde_json::to_string(&cached.data).unwrap())), "{frame}");
         self.checked.fetch_add(1, Ordering::Relaxed);
@@ -117,26 +117,14 @@ impl Adapter for CacheFirst {
         user: &str,
         frame: ByteString,
         except: Option<&SocketId>,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<(), ClusterError> {
         self.inner.send_to_user(app, user, frame, except).await
     }
-    async fn terminate_user(&self, app: &str, user: &str) -> Result<(), AdapterError> {
+    async fn terminate_user(&self, app: &str, user: &str) -> Result<(), ClusterError> {
         self.inner.terminate_user(app, user).await
     }
-    async fn channels(&self, app: &str, prefix: &str) -> Result<Vec<ChannelStats>, AdapterError> {
-        self.inner.channels(app, prefix).await
-    }
-    async fn channel(&self, app: &str, channel: &str) -> Result<Option<ChannelStats>, AdapterError> {
-        self.inner.channel(app, channel).await
-    }
-    async fn presence_users(&self, app: &str, channel: &str) -> Result<Vec<String>, AdapterError> {
-        self.inner.presence_users(app, channel).await
-    }
-    async fn watchlist_changed(&self, app: &str, user: &str, status: WatchlistStatus) -> Result<(), AdapterError> {
+    async fn watchlist_changed(&self, app: &str, user: &str, status: WatchlistStatus) -> Result<(), ClusterError> {
         self.inner.watchlist_changed(app, user, status).await
-    }
-    async fn online_users(&self, app: &str, users: &[String]) -> Result<Vec<String>, AdapterError> {
-        self.inner.online_users(app, users).await
     }
 }
 
@@ -144,11 +132,11 @@ impl Adapter for CacheFirst {
 async fn cache_channels_store_the_event_before_fanning_it_out() {
     let mut h = harness();
     let probe = Arc::new(CacheFirst {
-        inner: LocalAdapter::new(h.registry.clone()),
+        inner: LocalCluster::new(h.registry.clone()),
         registry: h.registry.clone(),
         checked: AtomicUsize::new(0),
     });
-    h.deps.adapter = probe.clone();
+    h.deps.cluster.bus = probe.clone();
     let app = app!(h.deps);
     for data in ["old", "new"] {
         let body = json!({"name": "score", "data": data, "channels": ["cache-a", "private-cache-b"]}).to_string();

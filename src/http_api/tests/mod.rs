@@ -1,4 +1,4 @@
-//! End-to-end tests of the REST API over real parts: static app store, local adapter, registry.
+//! End-to-end tests of the REST API over real parts: static app store, local cluster driver, registry.
 
 mod errors;
 mod events;
@@ -13,8 +13,8 @@ use bytestring::ByteString;
 use serde_json::Value;
 
 use super::{ApiDeps, ApiSettings};
-use crate::adapter::LocalAdapter;
 use crate::apps::StaticAppStore;
+use crate::cluster::Cluster;
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
 use crate::protocol::{ChannelName, PresenceMember, SocketId, signature};
@@ -75,8 +75,7 @@ pub(super) fn harness_with(settings: ApiSettings) -> Harness {
     let metrics = Metrics::new();
     let deps = ApiDeps {
         apps: std::sync::Arc::new(StaticAppStore::new(&apps)),
-        adapter: std::sync::Arc::new(LocalAdapter::new(registry.clone())),
-        registry: registry.clone(),
+        cluster: Cluster::local(registry.clone()),
         metrics: metrics.clone(),
         settings,
     };
@@ -157,7 +156,7 @@ pub(super) fn subscriber(h: &Harness, sid: (u64, u64), channels: &[&str], user: 
     rx
 }
 
-/// Frames queued for a socket right now (publishing is synchronous on the local adapter).
+/// Frames queued for a socket right now (publishing is synchronous on the local driver).
 pub(super) fn frames(rx: &mut OutboundRx) -> Vec<ByteString> {
     let mut buf = Vec::new();
     rx.drain_ready(&mut buf, 100);
