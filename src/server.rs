@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, AdmissionSettings};
 use crate::apps::{AppStore, StaticAppStore};
-use crate::cluster::Cluster;
-use crate::config::{AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
-use crate::connection::{ConnDeps, ConnSettings};
+use crate::cluster::{Cluster, RedisDriver, RedisSettings};
+use crate::config::{AdapterConfig, AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
+use crate::connection::{Announcer, ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::metrics::{self, Health, Metrics};
 use crate::rate_limit::InboundLimits;
@@ -60,10 +60,19 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let metrics = Metrics::new();
     let health = Health::default();
     let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(&config.apps));
-    let cluster = match config.adapter.driver {
-        AdapterDriver::Local => Cluster::local(registry.clone()),
-    };
     let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
+    let (cluster, driver) = match config.adapter.driver {
+        AdapterDriver::Local => (Cluster::local(registry.clone()), None),
+        AdapterDriver::Redis | AdapterDriver::RedisCluster => {
+            let settings = redis_settings(&config.adapter);
+            let driver = RedisDriver::start(settings, registry.clone(), metrics.cluster(), health.clone())
+                .await
+                .map_err(|e| io::Error::other(format!("cannot join the cluster: {e}")))?;
+            let cluster = driver.cluster();
+            driver.set_transitions(Arc::new(Announcer::new(apps.clone(), webhooks.clone(), cluster.bus.clone())));
+            (cluster, Some(driver))
+        }
+    };
     let ws = &config.websocket;
     let conn = ConnDeps {
         cluster: cluster.clone(),
@@ -100,7 +109,8 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
-    let sequence = Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher };
+    let sequence =
+        Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher, driver };
     let token = stop.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -137,6 +147,19 @@ pub async fn run(config: Config, mut signals: mpsc::Receiver<()>) -> io::Result<
             tracing::warn!("second shutdown signal: exiting without finishing the drain");
             Ok(Stopped::Interrupted)
         }
+    }
+}
+
+/// The Redis drivers' settings.
+fn redis_settings(adapter: &AdapterConfig) -> RedisSettings {
+    RedisSettings {
+        url: adapter.redis_url.clone(),
+        cluster: adapter.driver == AdapterDriver::RedisCluster,
+        prefix: adapter.key_prefix.clone(),
+        lease: Duration::from_millis(adapter.lease_ms),
+        heartbeat: Duration::from_millis(adapter.heartbeat_ms),
+        timeout: Duration::from_millis(adapter.command_timeout_ms),
+        bus_queue: adapter.bus_queue,
     }
 }
 
@@ -259,6 +282,7 @@ struct Shutdown {
     main: ServerHandle,
     metrics: ServerHandle,
     dispatcher: Dispatcher,
+    driver: Option<RedisDriver>,
 }
 
 impl Shutdown {
@@ -269,6 +293,11 @@ impl Shutdown {
         let window = Duration::from_secs(self.config.shutdown.drain_secs);
         shutdown::drain(&self.registry, window).await;
         shutdown::wait_closed(&self.registry, Duration::from_secs(5)).await;
+        if let Some(driver) = self.driver {
+            // The sockets left the cluster one by one; give back the lease (and anything a
+            // socket could not).
+            driver.stop().await;
+        }
         // Sockets are gone, so their last webhooks (vacated, member_removed) are queued: flush.
         self.dispatcher.finish(window.max(Duration::from_secs(5))).await;
         self.main.stop(true).await;

@@ -35,6 +35,17 @@ impl Bus for LocalCluster {
         Ok(())
     }
 
+    fn publish_queued(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: ByteString,
+        except: Option<&SocketId>,
+    ) -> Result<(), ClusterError> {
+        self.registry.namespace(app_id).publish(channel, &frame, except);
+        Ok(())
+    }
+
     async fn send_to_user(
         &self,
         app_id: &str,

@@ -11,6 +11,7 @@
 //! Must not speak actix or Redis types in its signatures: protocol and registry types only.
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::registry::{Namespace, Outbound};
 
 pub use crate::registry::{CachedEvent, ChannelStats, Joined, Left};
 pub use local::LocalCluster;
+pub use redis::{RedisDriver, RedisSettings};
 
 /// Why the cluster could not do what was asked (the local driver never fails).
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,20 @@ pub trait Bus: Send + Sync {
         except: Option<&SocketId>,
     ) -> Result<(), ClusterError>;
 
+    /// Queues `frame` for every subscriber of `channel` but `except`, without waiting for the
+    /// bus (a socket task's publishes: client events, count announcements). Delivery keeps
+    /// the order of this node's publishes.
+    ///
+    /// # Errors
+    /// The node's bus queue is full (the publish is dropped and counted).
+    fn publish_queued(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: ByteString,
+        except: Option<&SocketId>,
+    ) -> Result<(), ClusterError>;
+
     /// Delivers `frame` to every socket signed in as `user_id` (`#server-to-user-{id}`), except
     /// the socket `except`.
     async fn send_to_user(
@@ -81,7 +97,8 @@ pub trait Bus: Send + Sync {
     /// Closes every socket signed in as `user_id`.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), ClusterError>;
 
-    /// Tells every socket watching `user_id` that it went online or offline.
+    /// Tells every socket watching `user_id` that it went online or offline (a driver that
+    /// announces it where it decides it, in order with the rest, does nothing here).
     async fn watchlist_changed(&self, app_id: &str, user_id: &str, status: WatchlistStatus)
     -> Result<(), ClusterError>;
 }
@@ -140,6 +157,17 @@ pub trait ClusterState: Send + Sync {
 
     /// The live cached event of `channel`, if any.
     async fn cache_get(&self, app_id: &str, channel: &str) -> Result<Option<CachedEvent>, ClusterError>;
+}
+
+/// Where a cluster driver announces the changes it decides on its own, with no socket of this
+/// node involved: a dead node's subscribers and members removed by the reaper, or leaves that
+/// could not be recorded while Redis was away. Implemented by the connection layer, which
+/// sends the webhooks and count events a leave would have.
+#[async_trait::async_trait]
+pub trait Transitions: Send + Sync {
+    /// `removed` presence users left `channel` for good; `vacated` when no subscriber is left
+    /// anywhere; `subscription_count` is the channel's count now.
+    async fn left(&self, app_id: &str, channel: &str, removed: &[String], vacated: bool, subscription_count: usize);
 }
 
 /// The REST API's questions, answered for the whole cluster.

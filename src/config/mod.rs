@@ -242,26 +242,76 @@ pub enum LogFormat {
     Json,
 }
 
-/// Which fan-out adapter connects this node to others.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which driver connects this node to the others. `Debug` never shows a password in the URL.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterConfig {
-    /// The adapter driver.
+    /// The driver.
     pub driver: AdapterDriver,
+    /// Redis to use (`redis://[:password@]host:port/db`, `rediss://` for TLS); for
+    /// `redis_cluster`, one or more seed nodes separated by commas.
+    pub redis_url: String,
+    /// Prefix of every Redis key and bus channel, so several clusters can share one Redis.
+    pub key_prefix: String,
+    /// How long a node's lease lasts without a renewal before the others reap its state.
+    pub lease_ms: u64,
+    /// How often a node renews its lease (and looks for dead nodes to reap).
+    pub heartbeat_ms: u64,
+    /// How long one Redis command may take before it counts as failed.
+    pub command_timeout_ms: u64,
+    /// Publishes queued for the bus before new ones are refused.
+    pub bus_queue: usize,
 }
 
 impl Default for AdapterConfig {
     fn default() -> Self {
-        Self { driver: AdapterDriver::Local }
+        Self {
+            driver: AdapterDriver::Local,
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            key_prefix: "herald".into(),
+            lease_ms: 10_000,
+            heartbeat_ms: 2_000,
+            command_timeout_ms: 2_000,
+            bus_queue: 65_536,
+        }
     }
 }
 
-/// Adapter drivers.
+impl fmt::Debug for AdapterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdapterConfig")
+            .field("driver", &self.driver)
+            .field("redis_url", &redacted_redis_url(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("lease_ms", &self.lease_ms)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("bus_queue", &self.bus_queue)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***` (each comma-separated seed of a cluster URL).
+pub fn redacted_redis_url(url: &str) -> String {
+    url.split(',')
+        .map(|seed| match (seed.find("://"), seed.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &seed[..scheme + 3], &seed[at..]),
+            _ => seed.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Drivers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AdapterDriver {
     /// Single node: fan-out is a loopback into this process.
     Local,
+    /// Several nodes over one Redis server (or a primary with replicas behind one address).
+    Redis,
+    /// Several nodes over a Redis Cluster: hash-tagged keys, sharded pub/sub.
+    RedisCluster,
 }
 
 /// One app: its credentials, switches and limits. `Debug` never shows the secret.

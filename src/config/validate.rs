@@ -46,12 +46,43 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     issues.within("shutdown.drain_secs", *drain_secs, 0, HOUR);
     issues.within("shutdown.ready_grace_secs", *ready_grace_secs, 0, HOUR);
     check_log(log, &mut issues);
-    let AdapterConfig { driver: _ } = adapter;
+    check_adapter(adapter, &mut issues);
     for (key, message) in super::webhooks::check_settings(webhooks) {
         issues.push(key, message);
     }
     check_apps(apps, &mut issues);
     if issues.0.is_empty() { Ok(()) } else { Err(issues.0) }
+}
+
+/// The cluster settings; the Redis ones are checked whichever driver is chosen, so that a
+/// switch to `redis` later does not surprise anyone.
+fn check_adapter(adapter: &AdapterConfig, issues: &mut Issues) {
+    let AdapterConfig { driver, redis_url, key_prefix, lease_ms, heartbeat_ms, command_timeout_ms, bus_queue } =
+        adapter;
+    if *driver != super::AdapterDriver::Local {
+        for seed in redis_url.split(',') {
+            let seed = seed.trim();
+            if !(seed.starts_with("redis://") || seed.starts_with("rediss://")) {
+                issues
+                    .push("adapter.redis_url", "must be redis://… or rediss://… (comma-separated seeds for a cluster)");
+                break;
+            }
+        }
+    }
+    issues.not_empty("adapter.key_prefix", key_prefix);
+    if key_prefix.contains(['{', '}']) {
+        issues.push("adapter.key_prefix", "must not contain { or } (Herald places its own hash tags)");
+    }
+    issues.within("adapter.lease_ms", *lease_ms, 1_000, 300_000);
+    issues.within("adapter.heartbeat_ms", *heartbeat_ms, 100, 60_000);
+    if *heartbeat_ms * 3 > *lease_ms {
+        issues.push(
+            "adapter.heartbeat_ms",
+            "must be at most a third of adapter.lease_ms (a lease survives two lost renewals)",
+        );
+    }
+    issues.within("adapter.command_timeout_ms", *command_timeout_ms, 50, 60_000);
+    issues.within("adapter.bus_queue", *bus_queue as u64, 16, 10_000_000);
 }
 
 const HOUR: u64 = 3600;

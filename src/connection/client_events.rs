@@ -44,12 +44,8 @@ impl Connection {
                 let frame =
                     server_event::client_event(&msg.event, name.as_str(), msg.data.as_deref(), user_id.as_deref());
                 let except = Some(&self.me.socket_id);
-                let res = self
-                    .deps
-                    .cluster
-                    .bus
-                    .publish(&self.me.app.id, name.as_str(), ByteString::from(frame), except)
-                    .await;
+                // Queued, not awaited: a socket task never waits on the bus.
+                let res = self.deps.cluster.bus.publish_queued(&self.me.app.id, name.as_str(), frame.into(), except);
                 if let Err(e) = res {
                     tracing::warn!(error = %e, "client event publish failed");
                 }

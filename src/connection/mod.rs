@@ -7,6 +7,7 @@
 //! released then, from a task of its own, so a session task that panics or is cancelled leaks
 //! nothing.
 
+mod announce;
 mod client_events;
 mod heartbeat;
 mod release;
@@ -32,6 +33,7 @@ use crate::rate_limit::TokenBucket;
 use crate::registry::{Namespace, Outbound};
 use crate::webhooks::Webhooks;
 
+pub use announce::Announcer;
 pub use heartbeat::{Beat, Heartbeat};
 
 /// Connection-wide settings taken from the configuration.

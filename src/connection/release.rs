@@ -66,7 +66,7 @@ pub(super) async fn leave(me: &Identity, deps: &ConnDeps, name: &ChannelName) {
         webhook(me, deps, WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
     }
     if let Some(frame) = count_announcement(me, deps, name, left.subscription_count) {
-        publish(deps.cluster.bus.as_ref(), &me.app.id, name, frame).await;
+        publish(deps.cluster.bus.as_ref(), &me.app.id, name, frame);
     }
 }
 
@@ -128,9 +128,9 @@ pub(super) fn count_announcement(
     event.then(|| server_event::subscription_count(name.as_str(), count).into())
 }
 
-/// Publishes a count announcement on `channel`; a failure is logged (nobody waits on it).
-pub(super) async fn publish(bus: &dyn Bus, app_id: &str, channel: &ChannelName, frame: ByteString) {
-    if let Err(e) = bus.publish(app_id, channel.as_str(), frame, None).await {
+/// Queues a count announcement on `channel`; a failure is logged (nobody waits on it).
+pub(super) fn publish(bus: &dyn Bus, app_id: &str, channel: &ChannelName, frame: ByteString) {
+    if let Err(e) = bus.publish_queued(app_id, channel.as_str(), frame, None) {
         tracing::warn!(error = %e, "publish failed");
     }
 }
@@ -174,7 +174,7 @@ impl Later {
         }
         if event {
             let frame = server_event::subscription_count(self.name.as_str(), count).into();
-            publish(self.deps.cluster.bus.as_ref(), &self.app.id, &self.name, frame).await;
+            publish(self.deps.cluster.bus.as_ref(), &self.app.id, &self.name, frame);
         }
     }
 }

@@ -153,7 +153,7 @@ impl Connection {
     /// webhook and, when the app wants it, the event to its subscribers.
     pub(super) async fn announce_count(&self, name: &ChannelName, count: usize) {
         if let Some(frame) = release::count_announcement(&self.me, &self.deps, name, count) {
-            release::publish(self.deps.cluster.bus.as_ref(), &self.me.app.id, name, frame).await;
+            release::publish(self.deps.cluster.bus.as_ref(), &self.me.app.id, name, frame);
         }
     }
 }

@@ -12,6 +12,7 @@ use super::Metrics;
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     draining: Arc<AtomicBool>,
+    fenced: Arc<AtomicBool>,
 }
 
 impl Health {
@@ -23,6 +24,12 @@ impl Health {
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the node as fenced (it lost its cluster lease) or serving again: `/ready` fails
+    /// while fenced. A short Redis blip does not fence, so it never takes every node out.
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
     }
 }
 
@@ -42,6 +49,8 @@ async fn render(metrics: web::Data<Metrics>) -> HttpResponse {
 async fn ready(health: web::Data<Health>) -> HttpResponse {
     if health.is_draining() {
         HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "draining": true}))
+    } else if health.fenced.load(Ordering::Acquire) {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "fenced": true}))
     } else {
         HttpResponse::Ok().json(serde_json::json!({"ready": true}))
     }

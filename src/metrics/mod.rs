@@ -1,6 +1,7 @@
 //! One struct of typed Prometheus handles, and the `/metrics` `/health` `/ready` listener.
 //! Must not hold per-socket or per-channel labels: label values stay bounded (app id at most).
 
+mod cluster;
 mod http;
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
+pub use cluster::{ClusterMetrics, ClusterOp};
 pub use http::{Health, configure};
 
 /// Why input was refused, as a bounded label value.
@@ -108,6 +110,7 @@ struct Inner {
     webhook_requests: IntCounterVec,
     webhook_events: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
+    cluster: ClusterMetrics,
 }
 
 struct ApiMetrics {
@@ -165,8 +168,10 @@ impl Metrics {
         let duration_opts =
             HistogramOpts::new("herald_api_request_duration_seconds", "REST API request duration by endpoint")
                 .buckets(buckets);
+        let registry = Registry::new();
         let inner = Inner {
-            registry: Registry::new(),
+            cluster: ClusterMetrics::register(&registry),
+            registry,
             connections: gauge("herald_connections", "Open WebSocket connections", app),
             connects: counter("herald_connects_total", "WebSocket connections accepted", app),
             disconnects: counter("herald_disconnects_total", "WebSocket connections closed", app),
@@ -250,6 +255,11 @@ impl Metrics {
             presence_members: i.presence_members.with_label_values(&[app_id]),
         };
         i.per_app.entry(app_id.to_owned()).or_insert(m).value().clone()
+    }
+
+    /// The cluster drivers' handles.
+    pub fn cluster(&self) -> ClusterMetrics {
+        self.inner.cluster.clone()
     }
 
     /// The node-wide gauge of open sockets, for admission control to keep.

@@ -55,6 +55,37 @@ struct Subscriber {
     outbound: Outbound,
     /// The presence user this socket joined as.
     user_id: Option<Arc<str>>,
+    /// Set by cluster drivers only (`attach`); the local driver's subscribers need none of it.
+    tracked: Option<Box<Tracked>>,
+}
+
+/// A cluster driver's subscriber: the roster version it was answered with, the frames that
+/// arrived while its subscription was being decided, and its presence info.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// Presence events up to this version are already in the roster the socket got.
+    since: u64,
+    /// Frames (with their presence version) that arrived before `activate`; `None` once active.
+    pending: Mutex<Option<Waiting>>,
+    /// The presence info it joined with (to register it again after Redis lost its data).
+    info: Option<Box<RawValue>>,
+}
+
+/// Frames waiting for a pending subscriber, each with its presence version.
+type Waiting = Vec<(Option<u64>, ByteString)>;
+
+/// Frames a pending subscriber may collect before it counts as a slow consumer.
+const MAX_PENDING: usize = 1024;
+
+/// A presence subscriber on this node, as a cluster driver re-registers it.
+#[derive(Debug)]
+pub struct LocalMember {
+    /// User id.
+    pub user_id: Arc<str>,
+    /// The info of one of its sockets.
+    pub info: Option<Box<RawValue>>,
+    /// Its sockets subscribed on this node.
+    pub sockets: usize,
 }
 
 #[derive(Debug)]
@@ -150,7 +181,7 @@ impl Channel {
             None => None,
         };
         let is_presence = user_id.is_some();
-        inner.subscribers.insert(sid.clone(), Subscriber { outbound: outbound.clone(), user_id });
+        inner.subscribers.insert(sid.clone(), Subscriber { outbound: outbound.clone(), user_id, tracked: None });
         Attempt::Done(Joined::New {
             occupied,
             member_added,
@@ -187,6 +218,95 @@ impl Channel {
     /// were slow consumers.
     pub fn publish(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
         self.inner.read().push_all(frame, except)
+    }
+
+    /// Cluster drivers: adds a subscriber whose subscription is still being decided; frames
+    /// published to it meanwhile wait until `activate`. `Ok(false)` when already subscribed.
+    pub(super) fn attach(
+        &self,
+        outbound: &Outbound,
+        member: Option<&(Arc<str>, Option<Box<RawValue>>)>,
+    ) -> Result<bool, ()> {
+        let mut inner = self.inner.write();
+        if inner.closed {
+            return Err(());
+        }
+        let sid = outbound.socket_id();
+        if inner.subscribers.contains_key(sid) {
+            return Ok(false);
+        }
+        let (user_id, info) = member.map_or((None, None), |(u, i)| (Some(u.clone()), i.clone()));
+        let tracked = Tracked { since: 0, pending: Mutex::new(Some(Vec::new())), info };
+        let sub = Subscriber { outbound: outbound.clone(), user_id, tracked: Some(Box::new(tracked)) };
+        inner.subscribers.insert(sid.clone(), sub);
+        Ok(true)
+    }
+
+    /// Cluster drivers: the subscription of `sid` was decided with presence roster version
+    /// `since`: what waited for it is queued (presence events already in that roster left
+    /// out), and from now on frames go straight to its queue.
+    pub fn activate(&self, sid: &SocketId, since: u64) {
+        let mut inner = self.inner.write();
+        let Some(sub) = inner.subscribers.get_mut(sid) else { return };
+        let Some(tracked) = sub.tracked.as_mut() else { return };
+        tracked.since = since;
+        let waiting = tracked.pending.get_mut().take().unwrap_or_default();
+        for (version, frame) in waiting {
+            if version.is_none_or(|v| v > since) {
+                sub.outbound.push(frame);
+            }
+        }
+    }
+
+    /// Pushes a frame received from the bus; `version` is set on presence events, which skip
+    /// subscribers whose roster already had them.
+    pub fn deliver(&self, frame: &ByteString, except: Option<&SocketId>, version: Option<u64>) -> Delivery {
+        let inner = self.inner.read();
+        let mut d = Delivery::default();
+        for (sid, sub) in &inner.subscribers {
+            if except == Some(sid) {
+                continue;
+            }
+            if let Some(tracked) = &sub.tracked {
+                let mut pending = tracked.pending.lock();
+                if let Some(waiting) = pending.as_mut() {
+                    if waiting.len() >= MAX_PENDING {
+                        sub.outbound.close(crate::protocol::ErrorCode::OverCapacity);
+                        d.slow_consumers += 1;
+                    } else {
+                        waiting.push((version, frame.clone()));
+                    }
+                    continue;
+                }
+                if version.is_some_and(|v| v <= tracked.since) {
+                    continue;
+                }
+            }
+            match sub.outbound.push(frame.clone()) {
+                Pushed::Queued => d.delivered += 1,
+                Pushed::SlowConsumer => d.slow_consumers += 1,
+                Pushed::Closed => {}
+            }
+        }
+        d
+    }
+
+    /// Presence subscribers on this node, by user (cluster drivers).
+    pub fn local_members(&self) -> Vec<LocalMember> {
+        let inner = self.inner.read();
+        let mut by_user: HashMap<&str, LocalMember> = HashMap::new();
+        for sub in inner.subscribers.values() {
+            let Some(uid) = &sub.user_id else { continue };
+            by_user
+                .entry(uid)
+                .or_insert_with(|| LocalMember {
+                    user_id: uid.clone(),
+                    info: sub.tracked.as_ref().and_then(|t| t.info.clone()),
+                    sockets: 0,
+                })
+                .sockets += 1;
+        }
+        by_user.into_values().collect()
     }
 
     /// Rate-limits `subscription_count` announcements to one per `every`.
@@ -232,6 +352,17 @@ impl Channel {
     /// Presence user ids on this node.
     pub fn user_ids(&self) -> Vec<String> {
         self.inner.read().members.keys().cloned().collect()
+    }
+
+    /// Removes a subscriber without any roster decision (cluster drivers decide elsewhere).
+    /// Returns whether it was subscribed and as which presence user, and whether the channel
+    /// has no local subscriber left (it is then closed, as by a `leave`).
+    pub(super) fn detach(&self, sid: &SocketId) -> (Option<Option<Arc<str>>>, bool) {
+        let mut inner = self.inner.write();
+        let removed = inner.subscribers.remove(sid).map(|s| s.user_id);
+        let empty = inner.subscribers.is_empty();
+        inner.closed = empty;
+        (removed, empty)
     }
 
     /// Whether `sid` is subscribed, and as which presence user.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytestring::ByteString;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use serde_json::value::RawValue;
 
 use super::channel::{Attempt, Channel, Delivery, Joined, Left};
 use super::outbound::Outbound;
@@ -113,6 +114,61 @@ impl Namespace {
             self.forget(channel, &ch);
         }
         left
+    }
+
+    /// Cluster drivers: adds `outbound` as a subscriber whose subscription is being decided
+    /// (see `Channel::attach`). Returns the channel, or `None` when it was already subscribed.
+    pub fn attach(
+        &self,
+        channel: &str,
+        outbound: &Outbound,
+        member: Option<&(Arc<str>, Option<Box<RawValue>>)>,
+    ) -> Option<Arc<Channel>> {
+        loop {
+            let ch = self.channel_or_create(channel);
+            match ch.attach(outbound, member) {
+                Ok(true) => return Some(ch),
+                Ok(false) => return None,
+                Err(()) => self.forget(channel, &ch),
+            }
+        }
+    }
+
+    /// Cluster drivers: removes a subscriber without any roster decision; drops the channel
+    /// when no local subscriber is left. Returns the presence user it was subscribed as, if it
+    /// was subscribed.
+    pub fn detach(&self, channel: &str, sid: &SocketId) -> Option<Option<Arc<str>>> {
+        let ch = self.channel(channel)?;
+        let (removed, empty) = ch.detach(sid);
+        if empty {
+            self.forget(channel, &ch);
+        }
+        removed
+    }
+
+    /// Cluster drivers: pushes a frame received from the bus to the channel's local
+    /// subscribers (see `Channel::deliver`).
+    pub fn deliver(
+        &self,
+        channel: &str,
+        frame: &ByteString,
+        except: Option<&SocketId>,
+        version: Option<u64>,
+    ) -> Delivery {
+        let ch = self.channels.get(channel).map(|c| c.value().clone());
+        ch.map_or_else(Delivery::default, |c| c.deliver(frame, except, version))
+    }
+
+    /// Every channel occupied on this node, by name.
+    pub fn channels(&self) -> Vec<(String, Arc<Channel>)> {
+        self.channels.iter().map(|e| (e.key().clone(), e.value().clone())).collect()
+    }
+
+    /// Signed-in users on this node with their socket counts, and watched user ids.
+    pub fn users_and_watched(&self) -> (Vec<(String, usize)>, Vec<String>) {
+        let users = self.users.iter().map(|e| (e.key().clone(), e.value().len())).collect();
+        let watched = self.watchers.iter().map(|e| e.key().clone()).collect();
+        (users, watched)
     }
 
     fn channel_or_create(&self, name: &str) -> Arc<Channel> {

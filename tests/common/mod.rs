@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 mod raw;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +44,26 @@ pub fn config() -> Config {
     c.shutdown.drain_secs = 0;
     c.apps = vec![app(APP_ID, KEY, SECRET)];
     c
+}
+
+/// A node of a cluster on the Redis at `redis_url`, with leases short enough for tests.
+pub fn cluster_config(redis_url: &str) -> Config {
+    let mut c = config();
+    c.adapter.driver = herald::config::AdapterDriver::Redis;
+    c.adapter.redis_url = redis_url.into();
+    c.adapter.lease_ms = 3_000;
+    c.adapter.heartbeat_ms = 500;
+    c.adapter.command_timeout_ms = 1_000;
+    c
+}
+
+/// `n` in-process nodes of one cluster on `redis_url`.
+pub async fn cluster(redis_url: &str, n: usize) -> Vec<TestServer> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(TestServer::start(cluster_config(redis_url)).await);
+    }
+    out
 }
 
 pub struct TestServer {

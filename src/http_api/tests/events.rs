@@ -111,6 +111,15 @@ impl Bus for CacheFirst {
         self.checked.fetch_add(1, Ordering::Relaxed);
         self.inner.publish(app, channel, frame, except).await
     }
+    fn publish_queued(
+        &self,
+        app: &str,
+        channel: &str,
+        frame: ByteString,
+        except: Option<&SocketId>,
+    ) -> Result<(), ClusterError> {
+        self.inner.publish_queued(app, channel, frame, except)
+    }
     async fn send_to_user(
         &self,
         app: &str,

@@ -1,0 +1,35 @@
+-- Subscribes one socket of node ARGV[1]; on presence channels as user ARGV[2] (info ARGV[3]),
+-- refused when the channel already has ARGV[4] distinct users and this one is new.
+-- KEYS: nodes, users, infos, version, node_users, bus. ARGV[5]: the publish command,
+-- ARGV[6]: the member_added frame, published here when this socket is the user's first.
+-- Returns {0} when full, else {1, occupied, added, subscription_count[, user_count, version,
+-- user, info, user, info…]}.
+local node, user = ARGV[1], ARGV[2]
+local occupied = redis.call('EXISTS', KEYS[1]) == 0 and 1 or 0
+local added = 0
+if user ~= '' then
+  if redis.call('HEXISTS', KEYS[2], user) == 0 then
+    if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
+      return {0}
+    end
+    added = 1
+  end
+  redis.call('HINCRBY', KEYS[2], user, 1)
+  redis.call('HINCRBY', KEYS[5], user, 1)
+  redis.call('PERSIST', KEYS[4])
+  if added == 1 then
+    redis.call('HSET', KEYS[3], user, ARGV[3])
+    local v = redis.call('INCR', KEYS[4])
+    redis.call(ARGV[5], KEYS[6], 'P' .. v .. '\n' .. ARGV[6])
+  end
+end
+redis.call('HINCRBY', KEYS[1], node, 1)
+local count = 0
+for _, c in ipairs(redis.call('HVALS', KEYS[1])) do count = count + tonumber(c) end
+local reply = {1, occupied, added, count}
+if user ~= '' then
+  table.insert(reply, redis.call('HLEN', KEYS[2]))
+  table.insert(reply, tonumber(redis.call('GET', KEYS[4]) or '0'))
+  for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do table.insert(reply, x) end
+end
+return reply

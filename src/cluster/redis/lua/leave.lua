@@ -1,0 +1,33 @@
+-- Unsubscribes one socket of node ARGV[1] (presence user ARGV[2], or ''). A no-op for what the
+-- node does not hold (it was reaped, or Redis lost it), so a late leave never takes a share
+-- that belongs to someone else.
+-- KEYS: nodes, users, infos, version, node_users, bus. ARGV[3]: the publish command, ARGV[4]:
+-- the member_removed frame, published here when this was the user's last socket anywhere.
+-- Returns {held, vacated, removed, subscription_count}.
+local node, user = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[1], node) == 0 then
+  return {0, 0, 0, 0}
+end
+if redis.call('HINCRBY', KEYS[1], node, -1) <= 0 then
+  redis.call('HDEL', KEYS[1], node)
+end
+local removed = 0
+if user ~= '' and redis.call('HEXISTS', KEYS[5], user) == 1 then
+  if redis.call('HINCRBY', KEYS[5], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[5], user)
+  end
+  if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], user)
+    redis.call('HDEL', KEYS[3], user)
+    local v = redis.call('INCR', KEYS[4])
+    redis.call(ARGV[3], KEYS[6], 'P' .. v .. '\n' .. ARGV[4])
+    removed = 1
+  end
+end
+local vacated = redis.call('EXISTS', KEYS[1]) == 0 and 1 or 0
+if vacated == 1 then
+  redis.call('PEXPIRE', KEYS[4], 86400000)
+end
+local count = 0
+for _, c in ipairs(redis.call('HVALS', KEYS[1])) do count = count + tonumber(c) end
+return {1, vacated, removed, count}

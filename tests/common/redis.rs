@@ -1,0 +1,108 @@
+//! Real Redis servers for the cluster tests: `redis-server` on a free 127.0.0.1 port, started
+//! by the test and stopped by its PID (never by name), with no persistence, so a restart comes
+//! back empty (as a Redis without persistence does after a crash).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A `redis-server` of the test's own.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers.
+    pub async fn start() -> Self {
+        Self::start_with(free_port(), Vec::new()).await
+    }
+
+    /// Starts one on `port` with extra `redis-server` arguments.
+    pub async fn start_with(port: u16, extra: Vec<String>) -> Self {
+        let mut s = Self { port, child: None, extra };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        self.child = Some(child);
+        wait_ping(self.port).await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no shutdown work, nothing saved).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port: empty, as after a crash without persistence.
+    pub async fn restart_empty(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Runs one command (inline protocol) and returns the raw reply.
+    pub async fn command(&self, args: &[&str]) -> String {
+        command(self.port, args).await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends one command as RESP and returns the raw reply text (enough for tests).
+pub async fn command(port: u16, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("redis connect");
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("reply").unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+async fn wait_ping(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
+            let _ = s.write_all(b"PING\r\n").await;
+            let mut buf = [0u8; 16];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await
+                && buf[..n].starts_with(b"+PONG")
+            {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "redis-server on port {port} did not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
