@@ -64,7 +64,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let (cluster, driver) = match config.adapter.driver {
         AdapterDriver::Local => (Cluster::local(registry.clone()), None),
         AdapterDriver::Redis | AdapterDriver::RedisCluster => {
-            let settings = redis_settings(&config.adapter);
+            let settings = redis_settings(&config.adapter, config.webhooks.vacate_delay_ms);
             let driver = RedisDriver::start(settings, registry.clone(), metrics.cluster(), health.clone())
                 .await
                 .map_err(|e| io::Error::other(format!("cannot join the cluster: {e}")))?;
@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
         settings: ConnSettings {
             subscription_error_event: ws.subscription_error_event,
             cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
+            vacate_delay: Duration::from_millis(config.webhooks.vacate_delay_ms),
         },
     };
     let admission = Admission::new(admission_settings(&config.server), metrics.open_sockets(), Instant::now());
@@ -151,7 +152,7 @@ pub async fn run(config: Config, mut signals: mpsc::Receiver<()>) -> io::Result<
 }
 
 /// The Redis drivers' settings.
-fn redis_settings(adapter: &AdapterConfig) -> RedisSettings {
+fn redis_settings(adapter: &AdapterConfig, vacate_delay_ms: u64) -> RedisSettings {
     RedisSettings {
         url: adapter.redis_url.clone(),
         cluster: adapter.driver == AdapterDriver::RedisCluster,
@@ -160,6 +161,7 @@ fn redis_settings(adapter: &AdapterConfig) -> RedisSettings {
         heartbeat: Duration::from_millis(adapter.heartbeat_ms),
         timeout: Duration::from_millis(adapter.command_timeout_ms),
         bus_queue: adapter.bus_queue,
+        vacate_delay: Duration::from_millis(vacate_delay_ms),
     }
 }
 

@@ -102,6 +102,11 @@ impl ClusterState for LocalCluster {
         ns.leave(channel.as_str(), sid)
     }
 
+    async fn removal_stands(&self, _: &str, _: &str, _: Option<&str>, vacated: bool, _: u64) -> (bool, bool) {
+        // Never asked: this driver leaves the vacate delay to the webhook queue.
+        (vacated, true)
+    }
+
     async fn sign_in(
         &self,
         ns: &Namespace,

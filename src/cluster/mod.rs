@@ -132,6 +132,18 @@ pub trait ClusterState: Send + Sync {
     /// Unsubscribes the socket (a no-op answer when it was not subscribed).
     async fn leave(&self, ns: &Namespace, channel: &ChannelName, sid: &SocketId) -> Left;
 
+    /// After the vacate delay, for a leave whose `Left::held` was `token`: whether its vacate
+    /// and its user's removal still stand (no join anywhere cancelled them), as
+    /// `(vacate, removal)`. Only drivers that hold removals themselves are asked.
+    async fn removal_stands(
+        &self,
+        app_id: &str,
+        channel: &str,
+        user: Option<&str>,
+        vacated: bool,
+        token: u64,
+    ) -> (bool, bool);
+
     /// Binds the socket to a signed-in user and its watchlist. `Ok(true)` when it is the user's
     /// first socket anywhere (the user went online).
     async fn sign_in(

@@ -43,6 +43,8 @@ pub struct ConnSettings {
     pub subscription_error_event: bool,
     /// How long cache channels keep their last event.
     pub cache_ttl: Duration,
+    /// How long `channel_vacated` / `member_removed` webhooks wait for a re-join.
+    pub vacate_delay: Duration,
 }
 
 /// What every connection shares: the cluster seams, metrics, webhooks. Cheap to clone.
@@ -175,9 +177,9 @@ impl Connection {
     }
 
     /// What the connection still holds, taken out: from now on the drop guard has nothing to do.
-    fn take_held(&mut self) -> release::Held {
+    fn take_held(&mut self) -> release::Holdings {
         self.released = true;
-        release::Held { channels: self.channels.drain().map(|(name, _)| name).collect(), user: self.user.take() }
+        release::Holdings { channels: self.channels.drain().map(|(name, _)| name).collect(), user: self.user.take() }
     }
 }
 

@@ -26,7 +26,7 @@ const COUNT_THROTTLE_EVERY: Duration = Duration::from_secs(5);
 const LEAVES_PER_YIELD: usize = 64;
 
 /// What a connection still holds when it ends.
-pub(super) struct Held {
+pub(super) struct Holdings {
     /// Subscribed channels.
     pub(super) channels: Vec<ChannelName>,
     /// The signed-in user.
@@ -57,13 +57,26 @@ pub(super) async fn leave(me: &Identity, deps: &ConnDeps, name: &ChannelName) {
     if !left.was_subscribed {
         return;
     }
-    if let Some(uid) = left.member_removed {
+    if left.member_removed.is_some() {
         me.metrics.presence_members.dec();
-        webhook(me, deps, WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), &uid));
     }
     if left.vacated {
         me.metrics.channels.dec();
-        webhook(me, deps, WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
+    }
+    match left.held {
+        None => {
+            if let Some(uid) = &left.member_removed {
+                webhook(me, deps, WebhookEvent::member(WebhookKind::MemberRemoved, name.as_str(), uid));
+            }
+            if left.vacated {
+                webhook(me, deps, WebhookEvent::channel(WebhookKind::ChannelVacated, name.as_str()));
+            }
+        }
+        Some(token) => {
+            let user = left.member_removed.as_deref().map(str::to_owned);
+            let held = Held { name: name.clone(), user, vacated: left.vacated, token };
+            tokio::spawn(held.announce(me.app.clone(), deps.clone()));
+        }
     }
     if let Some(frame) = count_announcement(me, deps, name, left.subscription_count) {
         publish(deps.cluster.bus.as_ref(), &me.app.id, name, frame);
@@ -78,7 +91,7 @@ pub(super) async fn sign_out(me: &Identity, deps: &ConnDeps, user: UserData) {
 }
 
 /// Releases everything `held`, then the connection slot.
-pub(super) async fn release_all(me: &Identity, deps: &ConnDeps, held: Held) {
+pub(super) async fn release_all(me: &Identity, deps: &ConnDeps, held: Holdings) {
     for (i, name) in held.channels.iter().enumerate() {
         if i > 0 && i % LEAVES_PER_YIELD == 0 {
             tokio::task::yield_now().await;
@@ -146,6 +159,35 @@ fn count_webhook(name: &ChannelName, count: usize) -> WebhookEvent {
     WebhookEvent {
         subscription_count: Some(count),
         ..WebhookEvent::channel(WebhookKind::SubscriptionCount, name.as_str())
+    }
+}
+
+/// A vacate and a removal the cluster holds for the vacate delay: announced after it, if no
+/// join anywhere cancelled them.
+struct Held {
+    name: ChannelName,
+    user: Option<String>,
+    vacated: bool,
+    token: u64,
+}
+
+impl Held {
+    async fn announce(self, app: Arc<App>, deps: ConnDeps) {
+        tokio::time::sleep(deps.settings.vacate_delay).await;
+        let state = &deps.cluster.state;
+        let channel = self.name.as_str();
+        let (vacate, removal) =
+            state.removal_stands(&app.id, channel, self.user.as_deref(), self.vacated, self.token).await;
+        if let (true, Some(user)) = (removal, &self.user) {
+            deps.webhooks.emit_now(&app, WebhookEvent::member(WebhookKind::MemberRemoved, channel, user));
+        }
+        if vacate {
+            deps.webhooks.emit_now(&app, WebhookEvent::channel(WebhookKind::ChannelVacated, channel));
+        }
+        let cancelled = u64::from(self.vacated && !vacate) + u64::from(self.user.is_some() && !removal);
+        if cancelled > 0 {
+            deps.metrics.webhook_events(&app.id, "cancelled", cancelled);
+        }
     }
 }
 

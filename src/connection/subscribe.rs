@@ -83,19 +83,25 @@ impl Connection {
         match joined.map_err(SubscribeError::Unavailable)? {
             Joined::PresenceFull => return Err(SubscribeError::PresenceFull),
             Joined::Again { reply } => replies.push(reply),
-            Joined::New { occupied, member_added, reply, subscription_count } => {
+            Joined::New { occupied, member_added, reply, subscription_count, cancels_vacate, cancels_removal } => {
                 replies.push(reply);
                 self.channels.insert(name.clone(), user_id.clone());
                 if name.kind().needs_auth() {
                     self.authorized = true;
                 }
+                // A join that cancelled a removal still held by the vacate delay (on any node)
+                // announces nothing: neither webhook of the pair goes out.
                 if occupied {
                     self.me.metrics.channels.inc();
-                    self.webhook(WebhookEvent::channel(WebhookKind::ChannelOccupied, name.as_str()));
+                    if !cancels_vacate {
+                        self.webhook(WebhookEvent::channel(WebhookKind::ChannelOccupied, name.as_str()));
+                    }
                 }
                 if let (true, Some(uid)) = (member_added, user_id.as_deref()) {
                     self.me.metrics.presence_members.inc();
-                    self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
+                    if !cancels_removal {
+                        self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
+                    }
                 }
                 self.replay_cache(&name, replies).await;
                 self.announce_count(&name, subscription_count).await;

@@ -32,7 +32,11 @@ impl World {
             cluster: Cluster::local(registry.clone()),
             metrics,
             webhooks,
-            settings: ConnSettings { subscription_error_event: true, cache_ttl: Duration::from_secs(60) },
+            settings: ConnSettings {
+                subscription_error_event: true,
+                cache_ttl: Duration::from_secs(60),
+                vacate_delay: Duration::from_secs(3),
+            },
         };
         Self { registry, deps, app: Arc::new(App::from(config)) }
     }

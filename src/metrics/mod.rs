@@ -207,7 +207,7 @@ impl Metrics {
             ),
             webhook_events: counter(
                 "herald_webhook_events_total",
-                "Webhook events by outcome (queued, dropped)",
+                "Webhook events by outcome (queued, dropped, cancelled by a re-join within the vacate delay)",
                 &["app_id", "outcome"],
             ),
             per_app: DashMap::new(),

@@ -108,6 +108,11 @@ pub enum Joined {
         reply: ByteString,
         /// Subscribers now.
         subscription_count: usize,
+        /// It cancelled a vacate still held by the vacate delay (cluster drivers): announce
+        /// neither that vacate nor this occupation.
+        cancels_vacate: bool,
+        /// It cancelled the user's removal still held by the vacate delay (cluster drivers).
+        cancels_removal: bool,
     },
     /// The socket was already subscribed; answer again, count nothing twice.
     Again {
@@ -129,6 +134,9 @@ pub struct Left {
     pub member_removed: Option<Arc<str>>,
     /// Subscribers now.
     pub subscription_count: usize,
+    /// The driver holds the vacate and removal under this token until the vacate delay ends
+    /// (`ClusterState::removal_stands`); `None`: announce them now.
+    pub held: Option<u64>,
 }
 
 /// A join attempt on one `Channel`: done, or the channel closed under the caller.
@@ -187,6 +195,8 @@ impl Channel {
             member_added,
             reply: inner.reply(name, is_presence),
             subscription_count: inner.subscribers.len(),
+            cancels_vacate: false,
+            cancels_removal: false,
         })
     }
 
@@ -211,7 +221,8 @@ impl Channel {
         let vacated = inner.subscribers.is_empty();
         // Decided under the lock, so no join can slip in between the last leave and the drop.
         inner.closed = vacated;
-        Left { was_subscribed: true, vacated, member_removed, subscription_count: inner.subscribers.len() }
+        let subscription_count = inner.subscribers.len();
+        Left { was_subscribed: true, vacated, member_removed, subscription_count, held: None }
     }
 
     /// Pushes `frame` to every subscriber but `except`. Returns how many got it and how many

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 
 struct State {
     settings: WebhookSettings,
+    metrics: Metrics,
     held: Held,
     batches: HashMap<String, Batch>,
     deliverer: Deliverer,
@@ -27,8 +28,8 @@ pub(super) async fn run(
     m: Metrics,
     stop: CancellationToken,
 ) {
-    let deliverer = Deliverer::new(settings.clone(), m);
-    let mut st = State { settings, held: Held::default(), batches: HashMap::new(), deliverer };
+    let deliverer = Deliverer::new(settings.clone(), m.clone());
+    let mut st = State { settings, metrics: m, held: Held::default(), batches: HashMap::new(), deliverer };
     loop {
         let wake = st.next_wake();
         tokio::select! {
@@ -50,9 +51,12 @@ pub(super) async fn run(
 
 impl State {
     fn admit(&mut self, q: Queued, now: Instant) {
+        let app_id = q.app.id.clone();
         match self.held.admit(q, now, self.settings.vacate_delay) {
             Admit::Send(q) => self.batch(q, now),
-            Admit::Held | Admit::Cancelled => {}
+            Admit::Held => {}
+            // The held removal is dropped (the re-add that cancelled it was never held).
+            Admit::Cancelled => self.metrics.webhook_events(&app_id, "cancelled", 1),
         }
     }
 

@@ -46,6 +46,7 @@ impl Held {
     /// Holds removals, cancels a held removal when its re-add arrives, passes the rest.
     pub(super) fn admit(&mut self, q: Queued, now: Instant, delay: Duration) -> Admit {
         match q.event.kind {
+            _ if q.due => Admit::Send(q),
             WebhookKind::ChannelVacated | WebhookKind::MemberRemoved if !delay.is_zero() => {
                 let generation = self.next_generation;
                 self.next_generation += 1;
@@ -119,7 +120,7 @@ mod tests {
             Some(u) => WebhookEvent::member(kind, channel, u),
             None => WebhookEvent::channel(kind, channel),
         };
-        Queued { app, event }
+        Queued { app, event, due: false }
     }
 
     #[test]

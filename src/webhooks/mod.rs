@@ -67,6 +67,8 @@ impl From<&WebhooksConfig> for WebhookSettings {
 struct Queued {
     app: Arc<App>,
     event: WebhookEvent,
+    /// Already past its vacate delay (held by the cluster): never held again.
+    due: bool,
 }
 
 /// The sending side: cheap to clone, never blocks.
@@ -105,10 +107,20 @@ impl Webhooks {
     /// Queues `event` for `app` if any of its targets wants it; drops (counted, logged) when
     /// the queue is full.
     pub fn emit(&self, app: &Arc<App>, event: WebhookEvent) {
+        self.queue(app, event, false);
+    }
+
+    /// Queues a removal whose vacate delay already ran (a cluster driver held it): it is
+    /// batched at once.
+    pub fn emit_now(&self, app: &Arc<App>, event: WebhookEvent) {
+        self.queue(app, event, true);
+    }
+
+    fn queue(&self, app: &Arc<App>, event: WebhookEvent, due: bool) {
         if !app.wants_webhook(event.kind, &event.channel) {
             return;
         }
-        match self.tx.try_send(Queued { app: app.clone(), event }) {
+        match self.tx.try_send(Queued { app: app.clone(), event, due }) {
             Ok(()) => self.metrics.webhook_events(&app.id, "queued", 1),
             Err(mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q)) => {
                 self.metrics.webhook_events(&q.app.id, "dropped", 1);

@@ -1,6 +1,9 @@
 //! Test harness: a real Herald on 127.0.0.1 port 0, a real WebSocket client, a signing REST client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod hooks;
+pub mod node;
+pub mod proxy;
 mod raw;
 pub mod redis;
 
@@ -270,6 +273,31 @@ impl Client {
         }
     }
 
+    /// Skips frames until one with `event == name`, waiting up to 15 s (a cluster lease).
+    pub async fn expect_within_lease(&mut self, name: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await.unwrap_or_else(|| panic!("no {name} within the lease")) {
+                Next::Event(e) if e["event"] == name => return e,
+                Next::Event(_) => continue,
+                Next::Closed(code) => panic!("closed ({code:?}) while waiting for {name}"),
+            }
+        }
+    }
+
+    /// Skips frames until the close, within `wait`; returns its code.
+    pub async fn expect_close_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await.expect("closed in time") {
+                Next::Closed(code) => return code,
+                Next::Event(_) => continue,
+            }
+        }
+    }
+
     /// Skips frames until one with `event == name`.
     pub async fn expect(&mut self, name: &str) -> Value {
         loop {
@@ -404,6 +432,22 @@ impl Api {
 
     pub async fn trigger(&self, channel: &str, event: &str, data: &str) -> (u16, Value) {
         self.post("/events", &json!({"name": event, "channel": channel, "data": data})).await
+    }
+}
+
+/// Polls `/metrics` until the exact series reaches `want` (a bounded wait for a condition).
+pub async fn wait_series(s: &TestServer, series: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = s.metrics().await;
+        let v =
+            text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0);
+        if v >= want {
+            assert_eq!(v, want, "{series}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{series} stayed at {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

@@ -25,6 +25,10 @@ pub(super) struct ChannelKeys {
     pub(super) cache: String,
     /// The bus channel.
     pub(super) bus: String,
+    /// The token of a vacate held by the vacate delay.
+    pub(super) vacated: String,
+    /// Hash user id → the token of its removal held by the vacate delay.
+    pub(super) removals: String,
     base: String,
 }
 
@@ -73,6 +77,8 @@ impl Keys {
             version: format!("{base}:v"),
             cache: format!("{base}:cache"),
             bus: format!("{base}:bus"),
+            vacated: format!("{base}:vacated"),
+            removals: format!("{base}:removals"),
             base,
         }
     }
@@ -137,7 +143,17 @@ mod tests {
         let keys = Keys::new("herald");
         for (app, channel) in [("1", "presence-room"), ("app}x", "a"), ("a{b", "private-x.y")] {
             let k = keys.channel(app, channel);
-            let all = [&k.nodes, &k.users, &k.infos, &k.version, &k.cache, &k.bus, &k.node_users("n1")];
+            let all = [
+                &k.nodes,
+                &k.users,
+                &k.infos,
+                &k.version,
+                &k.cache,
+                &k.bus,
+                &k.vacated,
+                &k.removals,
+                &k.node_users("n1"),
+            ];
             assert!(all.iter().all(|key| slot(key) == slot(&k.bus)), "{all:?}");
         }
         let u = keys.user("1", "we}ird{");

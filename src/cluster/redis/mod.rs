@@ -64,6 +64,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// Queued publishes before more are refused.
     pub bus_queue: usize,
+    /// How long `channel_vacated` / `member_removed` webhooks wait for a re-join anywhere.
+    pub vacate_delay: Duration,
 }
 
 /// What every part of the driver shares.

@@ -16,6 +16,7 @@ pub(super) struct Scripts {
     pub(super) disconnect: Script,
     pub(super) heartbeat: Script,
     pub(super) claim: Script,
+    pub(super) confirm: Script,
 }
 
 impl Scripts {
@@ -31,6 +32,7 @@ impl Scripts {
             disconnect: Script::new(include_str!("lua/disconnect.lua")),
             heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
             claim: Script::new(include_str!("lua/claim.lua")),
+            confirm: Script::new(include_str!("lua/confirm.lua")),
         }
     }
 }

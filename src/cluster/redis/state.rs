@@ -157,6 +157,8 @@ impl RedisCluster {
             .key(&keys.version)
             .key(keys.node_users(&core.node))
             .key(&keys.bus)
+            .key(&keys.vacated)
+            .key(&keys.removals)
             .arg(&core.node)
             .arg(user)
             .arg(info)
@@ -243,8 +245,8 @@ impl ClusterState for RedisCluster {
         }
         let subscription_count = usize::try_from(int(decided.get(3))).unwrap_or(0);
         let (reply, version) = if member.is_some() {
-            let version = u64::try_from(int(decided.get(5))).unwrap_or(0);
-            (roster_reply(name, decided.get(6..).unwrap_or_default()), version)
+            let version = u64::try_from(int(decided.get(7))).unwrap_or(0);
+            (roster_reply(name, decided.get(8..).unwrap_or_default()), version)
         } else {
             (server_event::subscription_succeeded(name).into(), 0)
         };
@@ -254,6 +256,8 @@ impl ClusterState for RedisCluster {
             member_added: int(decided.get(2)) == 1,
             reply,
             subscription_count,
+            cancels_vacate: int(decided.get(4)) == 1,
+            cancels_removal: int(decided.get(5)) == 1,
         })
     }
 
@@ -262,6 +266,8 @@ impl ClusterState for RedisCluster {
         let Some(user) = ns.detach(name, sid) else { return Left::default() };
         let keys = core.keys.channel(app, name);
         let frame = user.as_deref().map(|u| server_event::member_removed(name, u)).unwrap_or_default();
+        let delay = u64::try_from(core.settings.vacate_delay.as_millis()).unwrap_or(u64::MAX);
+        let token: u64 = rand::random::<u64>() >> 1;
         let res: RedisResult<Value> = core
             .scripts
             .leave
@@ -271,10 +277,14 @@ impl ClusterState for RedisCluster {
             .key(&keys.version)
             .key(keys.node_users(&core.node))
             .key(&keys.bus)
+            .key(&keys.vacated)
+            .key(&keys.removals)
             .arg(&core.node)
             .arg(user.as_deref().unwrap_or(""))
             .arg(core.publish_command())
             .arg(frame)
+            .arg(delay)
+            .arg(token)
             .invoke_async(&mut core.cmd.clone())
             .await;
         let decided = match res {
@@ -286,11 +296,36 @@ impl ClusterState for RedisCluster {
             }
         };
         core.give_channel(app, name, &keys.bus, false).await;
+        let (vacated, removed) = (int(decided.get(1)) == 1, int(decided.get(2)) == 1);
         Left {
             was_subscribed: int(decided.first()) == 1,
-            vacated: int(decided.get(1)) == 1,
-            member_removed: (int(decided.get(2)) == 1).then_some(user).flatten(),
+            vacated,
+            member_removed: removed.then_some(user).flatten(),
             subscription_count: usize::try_from(int(decided.get(3))).unwrap_or(0),
+            held: (delay > 0 && (vacated || removed)).then_some(token),
+        }
+    }
+
+    async fn removal_stands(
+        &self,
+        app_id: &str,
+        channel: &str,
+        user: Option<&str>,
+        vacated: bool,
+        token: u64,
+    ) -> (bool, bool) {
+        let core = &self.core;
+        let keys = core.keys.channel(app_id, channel);
+        let mut script = core.scripts.confirm.prepare_invoke();
+        script.key(&keys.vacated).key(&keys.removals).arg(token).arg(if vacated { "1" } else { "0" });
+        script.arg(user.unwrap_or(""));
+        match script.invoke_async::<(i64, i64)>(&mut core.cmd.clone()).await {
+            Ok((vacate, removal)) => (vacate == 1, removal == 1),
+            Err(e) => {
+                // Unknown: announce what the leave decided rather than lose it.
+                core.failure(ClusterOp::State, &e);
+                (vacated, user.is_some())
+            }
         }
     }
 
