@@ -106,3 +106,64 @@ async fn wait_ping(port: u16) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A local Redis Cluster of three masters (no replicas), each its own `redis-server`, joined
+/// with `redis-cli --cluster create`; every slot is served once it returns.
+pub struct RedisClusterServers {
+    pub nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisClusterServers {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("herald-redis-cluster-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let extra = vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                dir.join(format!("nodes-{port}.conf")).to_string_lossy().into_owned(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+            ];
+            nodes.push(RedisServer::start_with(port, extra).await);
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = tokio::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for n in &nodes {
+            while !command(n.port, &["CLUSTER", "INFO"]).await.contains("cluster_state:ok") {
+                assert!(tokio::time::Instant::now() < deadline, "the cluster never became ok");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Self { nodes, dir }
+    }
+
+    /// The seeds, comma-separated, as `adapter.redis_url` takes them.
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for RedisClusterServers {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

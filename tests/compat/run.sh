@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Real-client compatibility suite: drives a real Herald binary with pusher-js 8, Laravel
-# Echo 2, the `pusher` Node SDK 5, the Python `pusher` SDK and headless Chromium.
+# Echo 2, the `pusher` Node SDK 5, the Python `pusher` SDK and headless Chromium, first
+# against one node, then against a 3-node cluster (redis driver, a redis-server of its own)
+# behind a round-robin TCP proxy (COMPAT_CLUSTER=3; the files that test one node's own
+# limits and restarts run once).
 #
 # Installs what is missing (npm ci into tests/compat/node_modules, a Python venv with
 # tests/compat/requirements.txt, Debian's chromium), builds herald if needed, runs the
@@ -94,10 +97,11 @@ add_counts() { # name passed failed
 }
 
 # Node's test runner (TAP): "# pass N", "# fail N", "# cancelled N".
-run_node() { # name dir
-  local name="$1" dir="$2" log="$logs/$1.log"
-  step "node --test tests/compat/$dir ($name)"
-  (cd "$compat" && timeout 600 node --test --test-reporter=tap --test-timeout=120000 "$dir/") 2>&1 | tee "$log"
+run_node() { # name paths…
+  local name="$1" log="$logs/$1.log"
+  shift
+  step "node --test $* ($name${COMPAT_CLUSTER:+, cluster of $COMPAT_CLUSTER})"
+  (cd "$compat" && timeout 600 node --test --test-reporter=tap --test-timeout=120000 "$@") 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local p f c
   p=$(grep -E '^# pass [0-9]+' "$log" | tail -n1 | awk '{print $3}')
@@ -109,27 +113,48 @@ run_node() { # name dir
   add_counts "$name" "$p" "$f"
 }
 
-run_node "compat-node" node
+run_python() { # name
+  local name="$1" pylog="$logs/$1.log"
+  step "pytest tests/compat/python (python SDK${COMPAT_CLUSTER:+, cluster of $COMPAT_CLUSTER})"
+  PYTHONDONTWRITEBYTECODE=1 timeout 600 "$venv/bin/python" -m pytest tests/compat/python -p no:cacheprovider \
+    -o console_output_style=classic -rfE 2>&1 | tee "$pylog"
+  local rc=${PIPESTATUS[0]}
+  local summary p f e
+  summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$pylog" | tail -n1)
+  p=$(grep -Eo '[0-9]+ passed' <<<"$summary" | awk '{print $1}')
+  f=$(grep -Eo '[0-9]+ failed' <<<"$summary" | awk '{print $1}')
+  e=$(grep -Eo '[0-9]+ errors?' <<<"$summary" | awk '{print $1}')
+  p=${p:-0}
+  f=$((${f:-0} + ${e:-0}))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  add_counts "$name" "$p" "$f"
+}
 
-step "pytest tests/compat/python (python SDK)"
-pylog="$logs/compat-python.log"
-PYTHONDONTWRITEBYTECODE=1 timeout 600 "$venv/bin/python" -m pytest tests/compat/python -p no:cacheprovider \
-  -o console_output_style=classic -rfE 2>&1 | tee "$pylog"
-rc=${PIPESTATUS[0]}
-summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$pylog" | tail -n1)
-p=$(grep -Eo '[0-9]+ passed' <<<"$summary" | awk '{print $1}')
-f=$(grep -Eo '[0-9]+ failed' <<<"$summary" | awk '{print $1}')
-e=$(grep -Eo '[0-9]+ errors?' <<<"$summary" | awk '{print $1}')
-p=${p:-0}
-f=$((${f:-0} + ${e:-0}))
-if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-add_counts "compat-python" "$p" "$f"
+run_browser() { # name
+  if [ -x "$CHROMIUM_BIN" ]; then
+    run_node "$1" browser/
+  else
+    echo "$1: $CHROMIUM_BIN is missing"
+    add_counts "$1" 0 1
+  fi
+}
 
-if [ -x "$CHROMIUM_BIN" ]; then
-  run_node "compat-browser" browser
+unset COMPAT_CLUSTER
+run_node "compat-node" node/
+run_python "compat-python"
+run_browser "compat-browser"
+
+# The same clients against three nodes: every WebSocket and REST connection goes to the next
+# node, so each test's clients, backend calls and webhooks are spread over the cluster.
+if command -v redis-server >/dev/null 2>&1; then
+  export COMPAT_CLUSTER=3
+  run_node "compat-node-cluster" node/echo.test.js node/rejections.test.js node/rest.test.js node/webhooks.test.js
+  run_python "compat-python-cluster"
+  run_browser "compat-browser-cluster"
+  unset COMPAT_CLUSTER
 else
-  echo "compat-browser: $CHROMIUM_BIN is missing"
-  add_counts "compat-browser" 0 1
+  echo "compat-cluster: redis-server is missing (apt-get install redis-server)"
+  add_counts "compat-cluster" 0 1
 fi
 
 echo

@@ -61,11 +61,18 @@ function tomlTable(header, obj) {
 }
 
 /**
- * Renders a herald.toml. `server`, `websocket` and `webhooks` add keys to those tables.
+ * Renders a herald.toml. `server`, `websocket`, `webhooks` and `adapter` add keys to those tables.
  * `apps` is a list of app objects as in APPS, each optionally with
  * `limits` (an [apps.limits] table) and `webhooks` (a list of [[apps.webhooks]] tables).
  */
-export function renderConfig({ port = 0, server = {}, websocket = {}, webhooks = {}, apps = Object.values(APPS) } = {}) {
+export function renderConfig({
+  port = 0,
+  server = {},
+  websocket = {},
+  webhooks = {},
+  adapter = {},
+  apps = Object.values(APPS),
+} = {}) {
   const parts = [
     tomlTable('[server]', { host: '127.0.0.1', port, workers: 2, ...server }),
     tomlTable('[metrics]', { host: '127.0.0.1', port: 0 }),
@@ -73,6 +80,7 @@ export function renderConfig({ port = 0, server = {}, websocket = {}, webhooks =
     tomlTable('[shutdown]', { drain_secs: 0, ready_grace_secs: 0 }),
     tomlTable('[websocket]', websocket),
     tomlTable('[webhooks]', webhooks),
+    tomlTable('[adapter]', adapter),
   ];
   for (const app of apps) {
     const { limits, webhooks: hooks, ...keys } = app;

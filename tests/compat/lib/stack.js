@@ -1,6 +1,8 @@
-// One Herald + one Laravel-like backend (auth endpoint, webhook receiver) for a test file.
+// One Herald (or, with COMPAT_CLUSTER=<n>, a cluster of n nodes behind a round-robin proxy)
+// + one Laravel-like backend (auth endpoint, webhook receiver) for a test file.
 
 import { startHerald, APPS } from './herald.js';
+import { CLUSTER_NODES, startCluster } from './cluster.js';
 import { startBackend, sdkFor } from './backend.js';
 import { disconnectAll } from './clients.js';
 
@@ -12,7 +14,7 @@ export async function startStack({ app = APPS.main, options = () => ({}) } = {})
   const backend = await startBackend({ app });
   let herald;
   try {
-    herald = await startHerald(options(backend));
+    herald = CLUSTER_NODES > 0 ? await startCluster(options(backend)) : await startHerald(options(backend));
   } catch (e) {
     await backend.close();
     throw e;

@@ -2,7 +2,8 @@
 
 - `herald`: the real Herald binary on 127.0.0.1 free ports (server.port = 0), started once for
   the session from a generated config, ready when `GET /ready` answers 200, stopped by PID
-  (SIGTERM, then SIGKILL) at the end, whatever happened.
+  (SIGTERM, then SIGKILL) at the end, whatever happened. With COMPAT_CLUSTER=<n>: n nodes on
+  the `redis` driver with a redis-server of their own, behind a round-robin TCP proxy.
 - `backend`: the app's backend in Python (a Django/Flask app would do the same): channel auth
   (`/pusher/auth`) and user auth (`/pusher/user-auth`) signed by the Python SDK, and a webhook
   receiver (`/webhook`).
@@ -14,6 +15,8 @@ import http.server
 import json
 import os
 import signal
+import socket
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -38,8 +41,11 @@ USERS = {"1": {"id": 1, "name": "Ann"}, "2": {"id": 2, "name": "Bob"}}
 WAIT = 10.0  # seconds any single expected event may take
 
 
-def _config(webhook_url):
-    return f"""
+CLUSTER_NODES = int(os.environ.get("COMPAT_CLUSTER") or 0)
+
+
+def _config(webhook_url, adapter=""):
+    return f"""{adapter}
 [server]
 host = "127.0.0.1"
 port = 0
@@ -131,6 +137,114 @@ class Herald:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.dir.cleanup()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    """A redis-server of the session's own, no persistence, stopped by PID."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start (apt-get install redis-server)")
+            time.sleep(0.02)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class RoundRobin:
+    """A TCP proxy: each new connection goes to the next node (a load balancer)."""
+
+    def __init__(self, targets):
+        turn = [0]
+
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self):
+                host, port = targets[turn[0] % len(targets)]
+                turn[0] += 1
+                up = socket.create_connection((host, port))
+
+                def pump(src, dst):
+                    try:
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in (src, dst):
+                            try:
+                                s.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+
+                t = threading.Thread(target=pump, args=(up, self.request), daemon=True)
+                t.start()
+                pump(self.request, up)
+                t.join()
+                up.close()
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Pipe)
+        self.host, self.port = self.server.server_address
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Cluster:
+    """CLUSTER_NODES nodes on one Redis behind a round-robin proxy, used as one Herald."""
+
+    def __init__(self, webhook_url):
+        self.redis = Redis()
+        adapter = f'[adapter]\ndriver = "redis"\nredis_url = "{self.redis.url}"\nlease_ms = 3000\nheartbeat_ms = 500\n'
+        self.nodes = []
+        try:
+            for _ in range(CLUSTER_NODES):
+                self.nodes.append(Herald(_config(webhook_url, adapter)))
+        except Exception:
+            self.stop()
+            raise
+        self.lb = RoundRobin([(n.host, n.port) for n in self.nodes])
+        self.host, self.port = self.lb.host, self.lb.port
+        self.addr = f"{self.host}:{self.port}"
+        self.fields = self.nodes[0].fields
+        self.logs = self.nodes[0].logs
+
+    def stop(self):
+        if hasattr(self, "lb"):
+            self.lb.stop()
+        for n in self.nodes:
+            n.stop()
+        self.redis.stop()
 
 
 def sdk_for(herald, secret=APP["secret"]):
@@ -324,7 +438,8 @@ def backend():
 
 @pytest.fixture(scope="session")
 def herald(backend):
-    h = Herald(_config(f"{backend.url}/webhook"))
+    url = f"{backend.url}/webhook"
+    h = Cluster(url) if CLUSTER_NODES else Herald(_config(url))
     yield h
     h.stop()
 
