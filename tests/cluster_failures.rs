@@ -110,7 +110,12 @@ async fn redis_loss_is_a_503_and_an_empty_restart_is_repaired() {
     alice.join(ROOM, "alice", json!(null)).await;
     let mut bob = nodes[1].connect(KEY).await;
     bob.join(ROOM, "bob", json!(null)).await;
-    alice.expect("pusher_internal:member_added").await;
+    let mut carol = nodes[1].connect(KEY).await;
+    carol.join(ROOM, "carol", json!(null)).await;
+    for name in ["bob", "carol"] {
+        assert_eq!(data(&alice.expect("pusher_internal:member_added").await)["user_id"], name);
+    }
+    assert_eq!(data(&bob.expect("pusher_internal:member_added").await)["user_id"], "carol");
     let mut reader = nodes[0].connect(KEY).await;
     reader.subscribe("news").await;
 
@@ -119,11 +124,19 @@ async fn redis_loss_is_a_503_and_an_empty_restart_is_repaired() {
     assert_eq!(status, 503, "never a 2xx for an event that was not published");
     let text = nodes[1].metrics().await;
     assert!(series(&text, "herald_cluster_failures_total", "operation=\"publish\"") >= 1.0);
+    // Carol leaves while Redis is away: her leave cannot be recorded now.
+    carol.close().await;
+    carol.expect_close().await;
 
     redis.restart_empty().await;
     // Every node registers what it holds again: rosters and counts are right, with no client
     // reconnecting, and delivery works again.
     until_users(&nodes[1], json!({"users": [{"id": "alice"}, {"id": "bob"}]})).await;
+    // ...and the clients that saw Carol join (on both nodes) see her go, once.
+    for c in [&mut alice, &mut bob] {
+        let gone = c.expect_within_lease("pusher_internal:member_removed").await;
+        assert_eq!(data(&gone)["user_id"], "carol");
+    }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let (status, _) = nodes[1].api().trigger("news", "back", "y").await;

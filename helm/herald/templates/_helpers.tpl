@@ -114,21 +114,70 @@ Whether a shared bus between nodes is configured.
 {{- end }}
 
 {{/*
+Herald's adapter driver: "local" without Redis, else "redis" or "redis_cluster".
+*/}}
+{{- define "herald.adapterDriver" -}}
+{{- if not .Values.redis.enabled }}local{{ else if .Values.redis.cluster }}redis_cluster{{ else }}redis{{ end }}
+{{- end }}
+
+{{/*
+Where the Redis URL comes from (HERALD_ADAPTER__REDIS_URL): `redis.existingSecret` under
+`redis.existingSecretKey`, or the chart's own Secret under "redis-url" holding `redis.url`.
+"herald.redisUrlInChartSecret" is non-empty in the second case.
+*/}}
+{{- define "herald.redisUrlInChartSecret" -}}
+{{- if and .Values.redis.enabled (not .Values.redis.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{- define "herald.redisSecretName" -}}
+{{- default (include "herald.secretName" .) .Values.redis.existingSecret }}
+{{- end }}
+
+{{- define "herald.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end }}
+{{- end }}
+
+{{/*
 Render-time checks; included by every template so `helm template` and `helm install` fail
 early with a clear message, whichever file renders first.
 */}}
 {{- define "herald.validate" -}}
-{{- if .Values.redis.enabled }}
-{{- /* Scale-out work: remove this fail once Herald ships its Redis adapter, and render the
-       adapter keys in configmap.yaml (and the URL env in deployment.yaml). */}}
-{{- fail "redis.enabled: Redis adapter not yet supported by this Herald version (adapter.driver \"local\" is the only driver); set redis.enabled=false and replicaCount=1" }}
+{{- $redis := .Values.redis }}
+{{- if $redis.enabled }}
+{{- /* The URL comes from exactly one place. With the top-level existingSecret the chart makes
+       no Secret at all, so a URL given in values has nowhere to go but the ConfigMap (which
+       must never hold a password): refused, the URL then belongs in redis.existingSecret. */}}
+{{- if and $redis.url $redis.existingSecret }}
+{{- fail (printf "redis.url and redis.existingSecret %q are both set: give the Redis URL in one place (redis.existingSecret when it carries a password) and leave the other empty" $redis.existingSecret) }}
+{{- end }}
+{{- if not (or $redis.url $redis.existingSecret) }}
+{{- fail "redis.enabled=true needs the Redis URL: set redis.url (e.g. redis://redis-master.redis.svc:6379/0) or redis.existingSecret, the name of a Secret holding it under redis.existingSecretKey" }}
+{{- end }}
+{{- if and $redis.url .Values.existingSecret }}
+{{- fail (printf "redis.url is set but existingSecret %q is used, so the chart creates no Secret to hold the URL: put the URL in a Secret (it may be %q itself) and set redis.existingSecret to its name (and redis.existingSecretKey to its key, default \"redis-url\"), leaving redis.url empty" .Values.existingSecret .Values.existingSecret) }}
+{{- end }}
+{{- if $redis.url }}
+{{- range $seed := splitList "," (toString $redis.url) }}
+{{- $seed := trim $seed }}
+{{- if not (or (hasPrefix "redis://" $seed) (hasPrefix "rediss://" $seed)) }}
+{{- fail "redis.url must be redis://[:password@]host:port/db or rediss://… (for redis.cluster=true, comma-separated seeds of that form)" }}
+{{- end }}
+{{- end }}
+{{- if and (not $redis.cluster) (contains "," (toString $redis.url)) }}
+{{- fail "redis.url lists several URLs: that is only for a Redis Cluster (redis.cluster=true); give one URL for a single Redis server" }}
+{{- end }}
+{{- end }}
+{{- /* The schema bounds each timing; their ratio is checked here, as Herald does. */}}
+{{- if gt (mul (int64 $redis.heartbeatMs) 3) (int64 $redis.leaseMs) }}
+{{- fail (printf "redis.heartbeatMs=%d must be at most a third of redis.leaseMs=%d (a lease survives two lost renewals): lower heartbeatMs or raise leaseMs" (int64 $redis.heartbeatMs) (int64 $redis.leaseMs)) }}
+{{- end }}
 {{- end }}
 {{- if not (include "herald.sharedBus" .) }}
 {{- if and (not .Values.autoscaling.enabled) (gt (int64 .Values.replicaCount) 1) }}
-{{- fail (printf "replicaCount=%d needs a shared bus between Herald nodes, which is not configured (redis.enabled=false): with the local adapter each pod only delivers events to its own sockets. Use replicaCount=1; see the chart README, \"Scaling out\"" (int64 .Values.replicaCount)) }}
+{{- fail (printf "replicaCount=%d needs a shared bus between Herald nodes, which is not configured (redis.enabled=false): with the local adapter each pod only delivers events to its own sockets. Use replicaCount=1, or set redis.enabled=true (with redis.url or redis.existingSecret); see the chart README, \"Scaling out\"" (int64 .Values.replicaCount)) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int64 .Values.autoscaling.maxReplicas) 1) }}
-{{- fail (printf "autoscaling.maxReplicas=%d needs a shared bus between Herald nodes, which is not configured (redis.enabled=false): with the local adapter each pod only delivers events to its own sockets. Use autoscaling.maxReplicas=1; see the chart README, \"Scaling out\"" (int64 .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.maxReplicas=%d needs a shared bus between Herald nodes, which is not configured (redis.enabled=false): with the local adapter each pod only delivers events to its own sockets. Use autoscaling.maxReplicas=1, or set redis.enabled=true (with redis.url or redis.existingSecret); see the chart README, \"Scaling out\"" (int64 .Values.autoscaling.maxReplicas)) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas)) }}
@@ -153,6 +202,9 @@ early with a clear message, whichever file renders first.
 {{- fail (printf "apps[%d]: secret key %q is also used by another app; set apps[%d].secretKey" $i $key $i) }}
 {{- end }}
 {{- $_ := set $secretKeys $key true }}
+{{- if and (include "herald.redisUrlInChartSecret" $) (eq $key (include "herald.redisSecretKey" $)) }}
+{{- fail (printf "apps[%d]: secret key %q holds the Redis URL in the chart's Secret; set apps[%d].secretKey to another key" $i $key $i) }}
+{{- end }}
 {{- if and $.Values.existingSecret $app.secret }}
 {{- fail (printf "apps[%d].secret is set but existingSecret %q is used: put the secret in that Secret under %q and leave apps[%d].secret empty" $i $.Values.existingSecret $key $i) }}
 {{- end }}
@@ -210,11 +262,15 @@ integers, so numbers are written as integers (the schema allows only integers th
 {{- end }}
 
 {{/*
-herald.toml without any secret: app secrets come from the environment (HERALD_APPS__<N>__SECRET).
+herald.toml without any secret: app secrets come from the environment (HERALD_APPS__<N>__SECRET),
+and so does the Redis URL (HERALD_ADAPTER__REDIS_URL), which may carry a password.
 */}}
 {{- define "herald.toml" -}}
 # Rendered by the Herald Helm chart ({{ include "herald.chart" . }}) from its values.
 # App secrets are not in this file: each comes from HERALD_APPS__<N>__SECRET (a Secret).
+{{- if .Values.redis.enabled }}
+# Nor is the Redis URL: it comes from HERALD_ADAPTER__REDIS_URL (a Secret).
+{{- end }}
 {{- range $section, $keys := .Values.config }}
 {{- if $keys }}
 
@@ -224,7 +280,16 @@ herald.toml without any secret: app secrets come from the environment (HERALD_AP
 {{- end }}
 
 [adapter]
-driver = "local"
+driver = {{ include "herald.adapterDriver" . | quote }}
+{{- with .Values.redis }}
+{{- if .enabled }}
+key_prefix = {{ include "herald.tomlValue" (toString .keyPrefix) }}
+lease_ms = {{ include "herald.tomlValue" .leaseMs }}
+heartbeat_ms = {{ include "herald.tomlValue" .heartbeatMs }}
+command_timeout_ms = {{ include "herald.tomlValue" .commandTimeoutMs }}
+bus_queue = {{ include "herald.tomlValue" .busQueue }}
+{{- end }}
+{{- end }}
 {{- range $i, $app := .Values.apps }}
 
 # apps[{{ $i }}]: secret from HERALD_APPS__{{ $i }}__SECRET

@@ -173,6 +173,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report> {
     r.param("publishers", a.publishers);
     r.param("payload_bytes", a.payload);
     r.param("source_ips", target.source_count());
+    r.param("nodes", target.node_count());
     let published = shared.published.load(Ordering::Relaxed);
     let expected = shared.expected.load(Ordering::Relaxed);
     let window_us = shared.last_received_us.load(Ordering::Relaxed).saturating_sub(cpu_start_us(start));

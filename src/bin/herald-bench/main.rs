@@ -44,6 +44,10 @@ struct TargetArgs {
     /// Server port (WebSocket and REST API).
     #[arg(long, global = true, default_value_t = 6001)]
     port: u16,
+    /// Several nodes of one cluster on this host, e.g. `6001,6002,6003` (overrides `--port`):
+    /// the `n`th connection, WebSocket or REST, goes to node `n mod N`.
+    #[arg(long, global = true, value_delimiter = ',')]
+    ports: Vec<u16>,
     /// App id (REST paths).
     #[arg(long, global = true, default_value = "app-id")]
     app_id: String,

@@ -46,8 +46,8 @@ pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The server under test and how to reach it.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
-    /// The resolved server address.
-    pub(crate) addr: SocketAddr,
+    /// The resolved address of each node (one for a single server).
+    addrs: Arc<[SocketAddr]>,
     /// `host:port` as given, for the `Host` header and URLs.
     pub(crate) authority: String,
     /// Mount prefix of both the WebSocket and the REST paths (e.g. `/herald`), or empty.
@@ -63,13 +63,21 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Resolves `--host`/`--port` and picks source addresses for `connections` sockets.
+    /// Resolves `--host`/`--port` (or `--ports`) and picks source addresses for
+    /// `connections` sockets.
     pub(crate) async fn resolve(args: &TargetArgs, connections: usize) -> Result<Self> {
-        let authority = format!("{}:{}", args.host, args.port);
-        let addr = tokio::net::lookup_host(&authority)
-            .await?
-            .find(SocketAddr::is_ipv4)
-            .ok_or_else(|| format!("{authority} has no IPv4 address"))?;
+        let ports = if args.ports.is_empty() { vec![args.port] } else { args.ports.clone() };
+        let authority = format!("{}:{}", args.host, ports[0]);
+        let mut addrs = Vec::with_capacity(ports.len());
+        for port in &ports {
+            let node = format!("{}:{port}", args.host);
+            let addr = tokio::net::lookup_host(&node)
+                .await?
+                .find(SocketAddr::is_ipv4)
+                .ok_or_else(|| format!("{node} has no IPv4 address"))?;
+            addrs.push(addr);
+        }
+        let addr = addrs[0];
         let wanted = match args.source_ips {
             0 => connections.div_ceil(PORTS_PER_SOURCE).max(1),
             n => usize::from(n),
@@ -83,7 +91,7 @@ impl Target {
             Vec::new()
         };
         Ok(Self {
-            addr,
+            addrs: addrs.into(),
             authority,
             prefix: args.path_prefix.trim_end_matches('/').to_owned(),
             app_id: args.app_id.clone(),
@@ -99,15 +107,22 @@ impl Target {
         self.sources.len()
     }
 
-    /// Opens a TCP connection; the `n`th connection binds the `n`th source address, round robin.
+    /// How many nodes connections are spread over.
+    pub(crate) fn node_count(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// Opens a TCP connection; the `n`th connection binds the `n`th source address and goes to
+    /// node `n mod N`, round robin.
     pub(crate) async fn tcp(&self, n: usize) -> Result<TcpStream> {
+        let addr = self.addrs[n % self.addrs.len()];
         let mut clashes = 0;
         loop {
             let socket = TcpSocket::new_v4()?;
             if !self.sources.is_empty() && !self.bind_next(&socket, n) {
                 clashes += 1;
             } else {
-                match tokio::time::timeout(STEP_TIMEOUT, socket.connect(self.addr)).await {
+                match tokio::time::timeout(STEP_TIMEOUT, socket.connect(addr)).await {
                     Err(_) => return Err("tcp timeout".into()),
                     Ok(Ok(stream)) => {
                         stream.set_nodelay(true)?;

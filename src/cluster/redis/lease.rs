@@ -15,8 +15,8 @@
 //!
 //! Must not run two of these at once: one task owns the lease.
 
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use redis::{RedisResult, Value};
 use tokio::time::{Duration, Instant};
@@ -70,6 +70,9 @@ pub(super) async fn run(core: Weak<Core>) {
                     gap = false;
                 } else if gap {
                     gap = resync(&core).await.is_err();
+                    if !gap {
+                        later_announce_failed_leaves(Arc::downgrade(&core));
+                    }
                 }
                 reap_dead(&core).await;
             }
@@ -236,6 +239,10 @@ async fn resync(core: &Core) -> RedisResult<()> {
     core.interest.renew().await?;
     let mut cmd = core.cmd.clone();
     let nk = core.keys.node(&core.node);
+    // What Redis still has recorded under this node: those shares are set right below (leaves
+    // included); a failed leave on a channel Redis forgot is announced at the end.
+    let before: std::collections::HashSet<String> =
+        redis::cmd("SMEMBERS").arg(&nk.channels).query_async::<Vec<String>>(&mut cmd).await?.into_iter().collect();
     let mut held = std::collections::HashSet::new();
     for (app, ns) in core.registry.namespaces() {
         for (name, channel) in ns.channels() {
@@ -297,7 +304,53 @@ async fn resync(core: &Core) -> RedisResult<()> {
         }
         let _: () = redis::cmd("SREM").arg(&nk.users).arg(&m).query_async(&mut cmd).await?;
     }
+    // Leaves on channels Redis forgot wait for `announce_failed_leaves`; the others were just
+    // settled by the share updates above.
+    core.failed_leaves.lock().retain(|(app, channel, _)| !before.contains(&member(app, channel)));
     tracing::info!("bus re-subscribed and local state registered again");
+    Ok(())
+}
+
+/// Announces the failed leaves two heartbeats after a resync: the other nodes, which lost Redis
+/// too, have subscribed again by then, so their clients get the `member_removed`.
+fn later_announce_failed_leaves(core: Weak<Core>) {
+    tokio::spawn(async move {
+        let Some(wait) = core.upgrade().map(|c| c.settings.heartbeat * 2) else { return };
+        tokio::time::sleep(wait).await;
+        if let Some(core) = core.upgrade()
+            && let Err(e) = announce_failed_leaves(&core).await
+        {
+            tracing::warn!(error = %e, "member_removed of leaves made while Redis was away not sent yet");
+        }
+    });
+}
+
+/// Presence leaves that could not be recorded on a channel whose record Redis lost (it came
+/// back empty): a user no node holds gets its `member_removed` (and its webhook) now. Where the
+/// record survived, the resync's own share update already announced it.
+async fn announce_failed_leaves(core: &Core) -> RedisResult<()> {
+    let pending = std::mem::take(&mut *core.failed_leaves.lock());
+    for (i, (app, channel, user)) in pending.iter().enumerate() {
+        let keys = core.keys.channel(app, channel);
+        let frame = crate::protocol::server_event::member_removed(channel, user);
+        let mut script = core.scripts.gone.prepare_invoke();
+        script.key(&keys.users).key(&keys.version).key(&keys.bus).arg(user).arg(core.publish_command()).arg(frame);
+        match script.invoke_async::<i64>(&mut core.cmd.clone()).await {
+            Ok(1) => {
+                if let Some(t) = core.transitions.get() {
+                    let empty: bool =
+                        redis::cmd("EXISTS").arg(&keys.nodes).query_async::<i64>(&mut core.cmd.clone()).await? == 0;
+                    t.left(app, channel, std::slice::from_ref(user), empty, 0).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // Keep the rest for the next resync.
+                core.failed_leaves.lock().extend(pending[i..].iter().cloned());
+                return Err(e);
+            }
+        }
+    }
     Ok(())
 }
 

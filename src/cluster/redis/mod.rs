@@ -86,6 +86,9 @@ struct Core {
     gap: Notify,
     /// Apps whose connection slots this node holds in Redis (apps with a quota).
     quota_apps: DashSet<String>,
+    /// Presence leaves (app, channel, user) whose script failed: announced after the resync
+    /// if no node holds the user any more (Redis may have come back empty).
+    failed_leaves: parking_lot::Mutex<Vec<(String, String, String)>>,
     transitions: OnceLock<Arc<dyn Transitions>>,
 }
 
@@ -136,6 +139,7 @@ impl RedisDriver {
             fenced: AtomicBool::new(false),
             gap: Notify::new(),
             quota_apps: DashSet::new(),
+            failed_leaves: parking_lot::Mutex::new(Vec::new()),
             transitions: OnceLock::new(),
         });
         lease::renew(&core).await.map_err(|e| core.unavailable(&e))?;

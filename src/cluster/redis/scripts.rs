@@ -17,6 +17,7 @@ pub(super) struct Scripts {
     pub(super) heartbeat: Script,
     pub(super) claim: Script,
     pub(super) confirm: Script,
+    pub(super) gone: Script,
 }
 
 impl Scripts {
@@ -33,6 +34,7 @@ impl Scripts {
             heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
             claim: Script::new(include_str!("lua/claim.lua")),
             confirm: Script::new(include_str!("lua/confirm.lua")),
+            gone: Script::new(include_str!("lua/gone.lua")),
         }
     }
 }

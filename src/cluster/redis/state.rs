@@ -291,6 +291,9 @@ impl ClusterState for RedisCluster {
             Ok(v) => items(v),
             Err(e) => {
                 core.failure(ClusterOp::State, &e);
+                if let Some(user) = &user {
+                    core.failed_leaves.lock().push((app.to_owned(), name.to_owned(), user.to_string()));
+                }
                 core.give_channel(app, name, &keys.bus, true).await;
                 return Left { was_subscribed: true, ..Left::default() };
             }
