@@ -6,20 +6,23 @@
 # publish next to herald-bench's deliveries/s, loss and latency.
 #
 # Usage: bash benches/cluster.sh [scenario-name-filter…]
-#   NODES=3  DURATION=10  SUBSCRIBERS=3000  RATE=100 (events/s at fixed load)
+#   NODES=3  DURATION=10  RATE=100 (events/s at fixed load)
+#   SUBSCRIBERS=1500 (fixed load)  SATURATE_SUBSCRIBERS=3000
 #   OUT=target/cluster-bench/<time>  SKIP_SOKETI=1 (Herald only)
 # Scenarios:
 #   fanout-fixed     SUBSCRIBERS over 1 channel, spread over the nodes, RATE events/s
-#   fanout-saturate  the same, publishing as fast as the servers take it
+#   fanout-saturate  SATURATE_SUBSCRIBERS, publishing as fast as the servers take it
 #   interest         100 channels whose subscribers all sit on node 1, publishes to node 1:
-#                    what the other nodes receive from the bus (Herald: nothing)
+#                    the bytes the other nodes receive from Redis (ss: bytes_received of
+#                    their connections to it), the same measure for both servers
 # Only 127.0.0.1 is used; every process is started here and stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODES=${NODES:-3}
 DURATION=${DURATION:-10}
-SUBSCRIBERS=${SUBSCRIBERS:-3000}
+SUBSCRIBERS=${SUBSCRIBERS:-1500}
+SATURATE_SUBSCRIBERS=${SATURATE_SUBSCRIBERS:-3000}
 RATE=${RATE:-100}
 BASE_PORT=${BASE_PORT:-17101}
 REDIS_PORT=${REDIS_PORT:-17099}
@@ -29,6 +32,7 @@ mkdir -p "$OUT"
 
 command -v redis-server >/dev/null || { echo "cluster.sh needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "cluster.sh needs python3 (to print the table)" >&2; exit 1; }
+command -v ss >/dev/null || { echo "cluster.sh needs ss (iproute2)" >&2; exit 1; }
 
 echo "== building Herald and herald-bench (release)" >&2
 cargo build --release --features bench --bin herald --bin herald-bench >&2
@@ -66,8 +70,11 @@ wait_port() {
 
 # utime+stime of a process, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Bytes a process read (every fd: sockets included).
-rchar() { awk '/^rchar/ {print $2}' "/proc/$1/io"; }
+# Bytes a process received from Redis over its open connections to it.
+from_redis() {
+  ss -tinpH "dport = :$REDIS_PORT" | awk -v pid="pid=$1," \
+    'index($0, pid) {getline; if (match($0, /bytes_received:[0-9]+/)) s += substr($0, RSTART + 15, RLENGTH - 15)} END {print s + 0}'
+}
 
 ulimit -n "$(ulimit -Hn)"
 
@@ -127,7 +134,7 @@ run() { # server name node-count herald-bench-args…
   start_redis
   start_nodes "$server" "$name"
   local before_cpu=() before_io=() redis_before
-  for pid in "${NODE_PIDS[@]}"; do before_cpu+=("$(ticks "$pid")"); before_io+=("$(rchar "$pid")"); done
+  for pid in "${NODE_PIDS[@]}"; do before_cpu+=("$(ticks "$pid")"); before_io+=("$(from_redis "$pid")"); done
   redis_before=$(ticks "$REDIS_PID")
   echo "== $name on $server ×$NODES: herald-bench --ports $(ports "$spread") $*" >&2
   target/release/herald-bench --ports "$(ports "$spread")" --duration "$DURATION" --progress 5 "$@" \
@@ -135,7 +142,7 @@ run() { # server name node-count herald-bench-args…
   local cpu="" io=""
   for i in "${!NODE_PIDS[@]}"; do
     cpu="$cpu${cpu:+,}$(($(ticks "${NODE_PIDS[$i]}") - before_cpu[i]))"
-    io="$io${io:+,}$(($(rchar "${NODE_PIDS[$i]}") - before_io[i]))"
+    io="$io${io:+,}$(($(from_redis "${NODE_PIDS[$i]}") - before_io[i]))"
   done
   local redis_cpu=$(($(ticks "$REDIS_PID") - redis_before))
   # Herald counts what each node received from the bus; soketi is judged by bytes read.
@@ -156,7 +163,7 @@ run() { # server name node-count herald-bench-args…
 
 SCENARIOS=(
   "fanout-fixed|$NODES|fanout -c $SUBSCRIBERS -k 1 -r $RATE -p $NODES"
-  "fanout-saturate|$NODES|fanout -c $SUBSCRIBERS -k 1 -r 0 -p $((2 * NODES))"
+  "fanout-saturate|$NODES|fanout -c $SATURATE_SUBSCRIBERS -k 1 -r 0 -p $((2 * NODES))"
   "interest|1|fanout -c 1000 -k 100 -r 200 -p 2"
 )
 SERVERS=(herald)
@@ -179,9 +186,9 @@ python3 - "$OUT" "$NODES" <<'EOF'
 import glob, json, os, sys
 out, nodes = sys.argv[1], int(sys.argv[2])
 print(f"\n{nodes} nodes on one redis-server; CPU over the whole run (set-up included); results in {out}")
-print("others read B: bytes nodes 2..N read (interest: every subscriber and publish is on node 1);")
+print("others read B: bytes nodes 2..N received from Redis (interest: every subscriber and publish is on node 1);")
 print("others bus msgs: bus messages nodes 2..N received (Herald's own count)")
-cols = ["deliveries/s", "loss", "p50 ms", "p99 ms", "µs CPU/delivery", "Redis µs/publish", "others read B", "others bus msgs"]
+cols = ["deliveries/s", "loss", "p50 ms", "p99 ms", "µs CPU/delivery", "Redis µs/publish", "others from Redis B", "others bus msgs"]
 print(f"{'scenario':<16} {'server':<7} " + " ".join(f"{c:>18}" for c in cols))
 for path in sorted(glob.glob(os.path.join(out, "*.json"))):
     parts = os.path.basename(path).split(".")

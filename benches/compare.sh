@@ -142,7 +142,9 @@ start_servers() { # log-suffix
     HERALD_SERVER__MAX_CONNECTIONS_PER_SECOND=0
   HERALD_PID=$!
   if [ -n "$BASELINE_BIN" ]; then
-    start_herald "$BASELINE_BIN" "$BASELINE_PORT" "$BASELINE_METRICS_PORT" "$OUT/baseline.$1.log"
+    # The same setting as Herald's (an older build without the key ignores it).
+    start_herald "$BASELINE_BIN" "$BASELINE_PORT" "$BASELINE_METRICS_PORT" "$OUT/baseline.$1.log" \
+      HERALD_SERVER__MAX_CONNECTIONS_PER_SECOND=0
     BASELINE_PID=$!
     wait_port "$BASELINE_PORT" "$BASELINE_PID"
   fi

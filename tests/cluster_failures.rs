@@ -124,6 +124,14 @@ async fn redis_loss_is_a_503_and_an_empty_restart_is_repaired() {
     assert_eq!(status, 503, "never a 2xx for an event that was not published");
     let text = nodes[1].metrics().await;
     assert!(series(&text, "herald_cluster_failures_total", "operation=\"publish\"") >= 1.0);
+    // A blip shorter than the lease: the node stays in the Service, and says the bus is down.
+    let ready = reqwest::get(format!("{}/ready", nodes[1].metrics_base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while unlabelled(&nodes[1].metrics().await, "herald_bus_up") != 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "herald_bus_up stayed 1 with Redis down");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Carol leaves while Redis is away: her leave cannot be recorded now.
     carol.close().await;
     carol.expect_close().await;

@@ -1,6 +1,8 @@
 //! `connect`: C WebSocket connections opened as fast as the concurrency allows, then held idle
-//! for `--duration`. Reports connects/s, failures, handshake latency and, given the server
-//! PID, its RSS per connection right after connecting and again at the end of the hold.
+//! for `--duration`. Reports connects/s, failures, handshake latency, the channel events the
+//! connections received while held (a soak's broadcasts: expected = broadcasts × connected)
+//! and, given the server PID, its RSS per connection right after connecting and again at the
+//! end of the hold.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,8 @@ pub(crate) struct ConnectArgs {
 struct Shared {
     connected: AtomicU64,
     disconnects: AtomicU64,
+    /// Frames other than the protocol's own (`pusher:…`, `pusher_internal:…`) received.
+    events: AtomicU64,
 }
 
 pub(crate) async fn run(t: &TargetArgs, a: &ConnectArgs) -> Result<Report> {
@@ -46,7 +50,8 @@ pub(crate) async fn run(t: &TargetArgs, a: &ConnectArgs) -> Result<Report> {
         let (s, total) = (shared.clone(), a.connections);
         Progress::start(t.progress, move || {
             let c = s.connected.load(Ordering::Relaxed);
-            format!("connected {c}/{total}  disconnects {}", s.disconnects.load(Ordering::Relaxed))
+            let (d, e) = (s.disconnects.load(Ordering::Relaxed), s.events.load(Ordering::Relaxed));
+            format!("connected {c}/{total}  disconnects {d}  events received {e}")
         })
     };
     let cpu = CpuWindow::start(t.server_pid);
@@ -78,9 +83,16 @@ pub(crate) async fn run(t: &TargetArgs, a: &ConnectArgs) -> Result<Report> {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    r = conn.next_text() => if !matches!(r, Ok(Some(_))) {
-                        shared.disconnects.fetch_add(1, Ordering::Relaxed);
-                        return;
+                    r = conn.next_text() => match r {
+                        Ok(Some(text)) => {
+                            if !text.as_str().starts_with(r#"{"event":"pusher"#) {
+                                shared.events.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        _ => {
+                            shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
                     },
                 }
             }
@@ -109,6 +121,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &ConnectArgs) -> Result<Report> {
     r.metric("connects_per_sec", connected as f64 / connect_secs.max(1e-6));
     latency.report(&mut r, "connect_latency");
     r.metric("disconnects_during_hold", disconnects as f64);
+    r.metric("events_received", shared.events.load(Ordering::Relaxed) as f64);
     if let (Some(before), Some(after), Some(end)) = (rss_before, rss_connected, rss_end) {
         r.metric("server_rss_before_kb", before as f64);
         r.metric("server_rss_connected_kb", after as f64);

@@ -69,6 +69,10 @@ struct TargetArgs {
     /// Spread connections over source addresses 127.0.0.1..=127.0.0.N (0: as the count needs).
     #[arg(long, global = true, default_value_t = 0)]
     source_ips: u8,
+    /// The first source address is 127.0.0.<this> (several generator processes on one host
+    /// each take their own addresses, so their explicit source ports never clash).
+    #[arg(long, global = true, default_value_t = 1)]
+    first_source_ip: u8,
     /// Connections being set up at once.
     #[arg(long, global = true, default_value_t = 100)]
     connect_concurrency: usize,

@@ -83,7 +83,8 @@ impl Target {
             n => usize::from(n),
         };
         let sources: Vec<IpAddr> = if addr.ip().is_loopback() {
-            (1..=wanted.min(254)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
+            let first = usize::from(args.first_source_ip.max(1));
+            (first..=(first + wanted - 1).min(254)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
         } else {
             if wanted > 1 {
                 eprintln!("note: {connections} connections may exhaust ports; source spreading needs a 127.x target");
