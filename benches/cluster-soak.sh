@@ -25,7 +25,8 @@ cargo build --release --features bench --bin herald --bin herald-bench >&2
 
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 wait_port() {
   for _ in $(seq 1 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -76,7 +77,9 @@ total=$((NODES * PER_NODE))
 for _ in $(seq 1 600); do
   held=0
   for i in $(seq 0 $((NODES - 1))); do
-    n=$(curl -s "http://127.0.0.1:$((PORTS[i] + 1))/metrics" | awk '/^herald_connections\{/ {s += $2} END {print s + 0}')
+    # A scrape that fails under the connect storm counts as nothing yet.
+    n=$({ curl -s -m 5 "http://127.0.0.1:$((PORTS[i] + 1))/metrics" || true; } |
+      awk '/^herald_connections\{/ {s += $2} END {print s + 0}')
     held=$((held + n))
   done
   [ "$held" -ge "$total" ] && break

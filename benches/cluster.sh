@@ -55,7 +55,8 @@ stop_all() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   PIDS=()
 }
-trap stop_all EXIT INT TERM
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
 
 wait_port() {
   local port=$1 pid=$2

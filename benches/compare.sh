@@ -103,7 +103,8 @@ cleanup() {
   stop_pid "$SOKETI_PID"
   stop_pid "$BASELINE_PID"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 wait_port() {
   local port=$1 pid=$2

@@ -45,61 +45,61 @@ async fn until_users(node: &TestServer, want: Value) {
     }
 }
 
-#[tokio::test]
-async fn a_killed_nodes_state_is_reaped_once_and_nothing_else() {
-    let redis = RedisServer::start().await;
-    let mut hooks = receiver(0, 200).await;
-    let config = with_webhooks(cluster_config(&redis.url()), &hooks.url);
-    let mut doomed = NodeProcess::spawn(&config).await;
-    let survivors = [TestServer::start(config.clone()).await, TestServer::start(config).await];
+on_redis_and_cluster! {
+    async fn a_killed_nodes_state_is_reaped_once_and_nothing_else(redis: Backing) {
+        let mut hooks = receiver(0, 200).await;
+        let config = with_webhooks(redis.config(), &hooks.url);
+        let mut doomed = NodeProcess::spawn(&config).await;
+        let survivors = [TestServer::start(config.clone()).await, TestServer::start(config).await];
 
-    let mut watcher = survivors[0].connect(KEY).await;
-    watcher.join(ROOM, "w", json!(null)).await;
-    let mut alice = doomed.server.connect(KEY).await;
-    alice.join(ROOM, "alice", json!(null)).await;
-    let mut bob_there = doomed.server.connect(KEY).await;
-    bob_there.join(ROOM, "bob", json!(null)).await;
-    let mut bob_here = survivors[1].connect(KEY).await;
-    bob_here.join(ROOM, "bob", json!(null)).await;
-    let mut lonely = doomed.server.connect(KEY).await;
-    lonely.subscribe("only-there").await;
-    for name in ["alice", "bob"] {
-        let added = watcher.expect("pusher_internal:member_added").await;
-        assert_eq!(data(&added)["user_id"], name);
+        let mut watcher = survivors[0].connect(KEY).await;
+        watcher.join(ROOM, "w", json!(null)).await;
+        let mut alice = doomed.server.connect(KEY).await;
+        alice.join(ROOM, "alice", json!(null)).await;
+        let mut bob_there = doomed.server.connect(KEY).await;
+        bob_there.join(ROOM, "bob", json!(null)).await;
+        let mut bob_here = survivors[1].connect(KEY).await;
+        bob_here.join(ROOM, "bob", json!(null)).await;
+        let mut lonely = doomed.server.connect(KEY).await;
+        lonely.subscribe("only-there").await;
+        for name in ["alice", "bob"] {
+            let added = watcher.expect("pusher_internal:member_added").await;
+            assert_eq!(data(&added)["user_id"], name);
+        }
+        events_until(&mut hooks, |e| e["name"] == "channel_occupied" && e["channel"] == "only-there").await;
+
+        doomed.kill().await;
+
+        // Within the lease: Alice is gone (once), Bob stays (his other tab is alive).
+        let removed = watcher.expect("pusher_internal:member_removed").await;
+        assert_eq!(data(&removed)["user_id"], "alice");
+        // The reaper goes channel by channel, in no particular order: collect until both are in.
+        let mut seen = Vec::new();
+        let is_vacate = |e: &Value| e["name"] == "channel_vacated" && e["channel"] == "only-there";
+        let is_removal = |e: &Value| e["name"] == "member_removed";
+        while !(seen.iter().any(is_vacate) && seen.iter().any(is_removal)) {
+            seen.extend(hooks.next().await.events());
+        }
+        let removals: Vec<&Value> = seen.iter().filter(|e| is_removal(e)).collect();
+        assert_eq!(removals.len(), 1, "{seen:?}");
+        assert_eq!(removals[0]["user_id"], "alice");
+        assert_eq!(seen.iter().filter(|e| is_vacate(e)).count(), 1, "{seen:?}");
+        until_users(&survivors[1], json!({"users": [{"id": "bob"}, {"id": "w"}]})).await;
+        let (_, list) = survivors[0].api().get("/channels", &[]).await;
+        assert_eq!(list, json!({"channels": {ROOM: {}}}));
+
+        // Exactly one survivor reaped it; a marker shows no duplicate webhook was still queued.
+        let mut marker = survivors[1].connect(KEY).await;
+        marker.subscribe("marker").await;
+        let after = events_until(&mut hooks, |e| e["channel"] == "marker").await;
+        assert!(after.iter().all(|e| e["channel"] == "marker"), "late duplicates: {after:?}");
+        let mut reaped = 0.0;
+        for s in &survivors {
+            reaped += unlabelled(&s.metrics().await, "herald_cluster_reaped_nodes_total");
+        }
+        assert_eq!(reaped, 1.0);
+        watcher.expect_quiet().await;
     }
-    events_until(&mut hooks, |e| e["name"] == "channel_occupied" && e["channel"] == "only-there").await;
-
-    doomed.kill().await;
-
-    // Within the lease: Alice is gone (once), Bob stays (his other tab is alive).
-    let removed = watcher.expect("pusher_internal:member_removed").await;
-    assert_eq!(data(&removed)["user_id"], "alice");
-    // The reaper goes channel by channel, in no particular order: collect until both are in.
-    let mut seen = Vec::new();
-    let is_vacate = |e: &Value| e["name"] == "channel_vacated" && e["channel"] == "only-there";
-    let is_removal = |e: &Value| e["name"] == "member_removed";
-    while !(seen.iter().any(is_vacate) && seen.iter().any(is_removal)) {
-        seen.extend(hooks.next().await.events());
-    }
-    let removals: Vec<&Value> = seen.iter().filter(|e| is_removal(e)).collect();
-    assert_eq!(removals.len(), 1, "{seen:?}");
-    assert_eq!(removals[0]["user_id"], "alice");
-    assert_eq!(seen.iter().filter(|e| is_vacate(e)).count(), 1, "{seen:?}");
-    until_users(&survivors[1], json!({"users": [{"id": "bob"}, {"id": "w"}]})).await;
-    let (_, list) = survivors[0].api().get("/channels", &[]).await;
-    assert_eq!(list, json!({"channels": {ROOM: {}}}));
-
-    // Exactly one survivor reaped it; a marker shows no duplicate webhook was still queued.
-    let mut marker = survivors[1].connect(KEY).await;
-    marker.subscribe("marker").await;
-    let after = events_until(&mut hooks, |e| e["channel"] == "marker").await;
-    assert!(after.iter().all(|e| e["channel"] == "marker"), "late duplicates: {after:?}");
-    let mut reaped = 0.0;
-    for s in &survivors {
-        reaped += unlabelled(&s.metrics().await, "herald_cluster_reaped_nodes_total");
-    }
-    assert_eq!(reaped, 1.0);
-    watcher.expect_quiet().await;
 }
 
 #[tokio::test]

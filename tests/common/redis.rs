@@ -167,3 +167,73 @@ impl Drop for RedisClusterServers {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Which Redis a cluster test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One redis-server: the `redis` driver.
+    Single,
+    /// A three-master Redis Cluster: the `redis_cluster` driver.
+    Cluster,
+}
+
+/// The Redis behind a cluster test, of either kind.
+pub enum Backing {
+    Single(RedisServer),
+    Cluster(RedisClusterServers),
+}
+
+impl Backing {
+    pub async fn start(kind: Kind) -> Self {
+        match kind {
+            Kind::Single => Self::Single(RedisServer::start().await),
+            Kind::Cluster => Self::Cluster(RedisClusterServers::start().await),
+        }
+    }
+
+    /// A node's configuration on this Redis (short leases, see `cluster_config`).
+    pub fn config(&self) -> herald::config::Config {
+        match self {
+            Self::Single(r) => super::cluster_config(&r.url()),
+            Self::Cluster(c) => {
+                let mut config = super::cluster_config(&c.url());
+                config.adapter.driver = herald::config::AdapterDriver::RedisCluster;
+                config
+            }
+        }
+    }
+
+    /// `n` in-process nodes on this Redis.
+    pub async fn nodes(&self, n: usize) -> Vec<super::TestServer> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(super::TestServer::start(self.config()).await);
+        }
+        out
+    }
+}
+
+/// Defines the async test `$name(backing: Backing)` twice, as `$name::on_redis` (one
+/// redis-server) and `$name::on_redis_cluster` (a three-master Redis Cluster).
+#[macro_export]
+macro_rules! on_redis_and_cluster {
+    ($(#[doc = $doc:literal])* async fn $name:ident($b:ident: Backing) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($b: $crate::common::redis::Backing) $body
+
+            #[tokio::test]
+            async fn on_redis() {
+                run($crate::common::redis::Backing::start($crate::common::redis::Kind::Single).await).await
+            }
+
+            #[tokio::test]
+            async fn on_redis_cluster() {
+                run($crate::common::redis::Backing::start($crate::common::redis::Kind::Cluster).await).await
+            }
+        }
+    };
+}

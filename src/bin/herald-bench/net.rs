@@ -32,13 +32,17 @@ use crate::{Result, TargetArgs};
 pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// Connections per source address before spreading over more 127.x addresses: comfortably
-/// below the ~28k ports of [`BIND_PORTS`].
+/// below the 22k ports of [`BIND_PORTS`].
 const PORTS_PER_SOURCE: usize = 20_000;
 
 /// The source ports connections to a loopback target bind in turn. Letting the kernel choose
 /// (port 0, or no bind) fails or costs seconds of CPU per thousand connections once an earlier
 /// run left tens of thousands of sockets in TIME_WAIT; explicit ports with SO_REUSEADDR do not.
-const BIND_PORTS: std::ops::Range<u32> = 32_768..61_000;
+/// They stay below the kernel's ephemeral range (32768–60999 by default): the kernel never
+/// picks a port someone bound explicitly, so binds all over that range would leave every
+/// other program on the host (a metrics scrape, a REST client, Redis clients) without one.
+/// A port a server listens on for every address is skipped like any other clash.
+const BIND_PORTS: std::ops::Range<u32> = 10_000..32_000;
 
 /// How long one handshake step (TCP, upgrade, `connection_established`, a subscribe) may take.
 pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15);

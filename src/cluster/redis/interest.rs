@@ -1,9 +1,11 @@
 //! Interest routing: this node subscribes to a bus channel only while it has a local socket
 //! that needs it (a subscriber of the channel, a socket signed in as the user or watching it),
 //! so the bus sends a node nothing it would throw away. Each holder takes one reference; the
-//! first one subscribes (confirmed by Redis before it returns), the last one unsubscribes.
+//! first one subscribes (confirmed by Redis before it returns) and records the interest in a
+//! node set in Redis (which the reaper and the channel list read), the last one unsubscribes
+//! and removes the record.
 //! Must not hold a map guard across an await: each bus channel has its own async lock, which
-//! orders its subscribe and unsubscribe commands as their callers asked for them.
+//! orders its subscribe, unsubscribe and record commands as their callers asked for them.
 
 use std::sync::Arc;
 
@@ -26,8 +28,17 @@ pub(super) enum Target {
 /// The bus channels this node is subscribed to.
 pub(super) struct Interest {
     slots: DashMap<String, Arc<Slot>>,
+    /// The subscription connection.
     link: Link,
+    /// The command connection (records).
+    cmd: Link,
     metrics: ClusterMetrics,
+}
+
+/// Where an interest is recorded while it is held: `member` of the node set `set`.
+pub(super) struct Record<'a> {
+    pub(super) set: &'a str,
+    pub(super) member: &'a str,
 }
 
 struct Slot {
@@ -44,57 +55,72 @@ struct SlotState {
 }
 
 impl Interest {
-    pub(super) fn new(link: Link, metrics: ClusterMetrics) -> Self {
-        Self { slots: DashMap::new(), link, metrics }
+    pub(super) fn new(link: Link, cmd: Link, metrics: ClusterMetrics) -> Self {
+        Self { slots: DashMap::new(), link, cmd, metrics }
     }
 
-    /// Takes a reference on `bus`, subscribing to it first when it is the first one. Returns
-    /// whether it was the first one (so the caller records the node's interest), once Redis has
-    /// confirmed the subscription.
+    /// Takes a reference on `bus`; the first one subscribes and records `record`, both
+    /// confirmed by Redis before this returns.
     ///
     /// # Errors
-    /// The subscription failed; no reference is held then.
-    pub(super) async fn acquire(&self, bus: &str, target: impl Fn() -> Target) -> RedisResult<bool> {
+    /// The subscription or the record failed; no reference is held then.
+    pub(super) async fn acquire(&self, bus: &str, target: impl Fn() -> Target, record: &Record<'_>) -> RedisResult<()> {
         loop {
             let slot = self.slot(bus, &target);
             let mut state = slot.state.lock().await;
             if state.closed {
                 continue;
             }
-            if !state.subscribed {
-                if let Err(e) = self.link.clone().subscribe(&[bus.to_owned()]).await {
-                    if state.refs == 0 {
-                        self.close(bus, &slot, &mut state);
+            if state.refs == 0 {
+                let first = async {
+                    if !state.subscribed {
+                        self.link.clone().subscribe(&[bus.to_owned()]).await?;
+                        state.subscribed = true;
+                        self.metrics.subscriptions.inc();
                     }
+                    redis::cmd("SADD").arg(record.set).arg(record.member).query_async::<()>(&mut self.cmd.clone()).await
+                };
+                if let Err(e) = first.await {
+                    self.give_up(bus, &slot, &mut state).await;
                     return Err(e);
                 }
-                state.subscribed = true;
-                self.metrics.subscriptions.inc();
             }
             state.refs += 1;
-            return Ok(state.refs == 1);
+            return Ok(());
         }
     }
 
-    /// Gives a reference back; the last one unsubscribes. Returns whether it was the last one.
-    pub(super) async fn release(&self, bus: &str) -> bool {
-        let Some(slot) = self.slots.get(bus).map(|s| s.value().clone()) else { return false };
+    /// Gives a reference back; the last one unsubscribes and removes `record`, unless
+    /// `keep_record` (what it stood for could not be given back in Redis: the resync needs it).
+    pub(super) async fn release(&self, bus: &str, record: &Record<'_>, keep_record: bool) {
+        let Some(slot) = self.slots.get(bus).map(|s| s.value().clone()) else { return };
         let mut state = slot.state.lock().await;
         if state.closed || state.refs == 0 {
-            return false;
+            return;
         }
         state.refs -= 1;
         if state.refs > 0 {
-            return false;
+            return;
         }
+        if !keep_record {
+            let res: RedisResult<()> =
+                redis::cmd("SREM").arg(record.set).arg(record.member).query_async(&mut self.cmd.clone()).await;
+            if res.is_err() {
+                // Left behind: the next resync sees a record nothing holds and clears it.
+                self.metrics.failed(crate::metrics::ClusterOp::State);
+            }
+        }
+        self.give_up(bus, &slot, &mut state).await;
+    }
+
+    /// Unsubscribes (a failure leaves a subscription Redis drops with the connection; it is
+    /// not renewed, since nothing holds it) and drops the slot.
+    async fn give_up(&self, bus: &str, slot: &Arc<Slot>, state: &mut SlotState) {
         if state.subscribed {
-            // A failure leaves a subscription Redis drops with the connection; it is not
-            // renewed on reconnect, since nothing holds it any more.
             let _ = self.link.clone().unsubscribe(&[bus.to_owned()]).await;
             self.metrics.subscriptions.dec();
         }
-        self.close(bus, &slot, &mut state);
-        true
+        self.close(bus, slot, state);
     }
 
     /// Where a message received on `bus` goes, if this node still wants it.

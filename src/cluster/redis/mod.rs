@@ -129,7 +129,7 @@ impl RedisDriver {
             node: format!("{:016x}", rand::random::<u64>()),
             keys: Keys::new(&settings.prefix),
             cmd: cmd.clone(),
-            interest: Interest::new(sub, metrics.clone()),
+            interest: Interest::new(sub, cmd.clone(), metrics.clone()),
             registry,
             scripts: Scripts::new(),
             writer: writer_tx,

@@ -16,7 +16,7 @@ use redis::{RedisResult, Value};
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-use super::interest::Target;
+use super::interest::{Record, Target};
 use super::{Core, RedisCluster};
 use crate::cluster::{CachedEvent, ClusterError, ClusterState, Joined, Left};
 use crate::metrics::ClusterOp;
@@ -24,47 +24,40 @@ use crate::protocol::{ChannelKind, ChannelName, PresenceMember, SocketId, server
 use crate::registry::{Namespace, Outbound};
 
 impl Core {
-    /// Records one of this node's interests in Redis (`SADD` to a node set).
-    async fn record(&self, set: &str, member: &str) -> RedisResult<()> {
-        redis::cmd("SADD").arg(set).arg(member).query_async(&mut self.cmd.clone()).await
-    }
-
-    /// Forgets one of this node's interests.
-    async fn forget(&self, set: &str, member: &str) {
-        let res: RedisResult<()> = redis::cmd("SREM").arg(set).arg(member).query_async(&mut self.cmd.clone()).await;
-        if res.is_err() {
-            self.metrics.failed(ClusterOp::State);
-        }
-    }
-
-    /// Takes the interest in a channel's bus, recording the channel under this node when it
-    /// is the first local subscriber.
+    /// Takes the interest in a channel's bus; the first local subscriber also records the
+    /// channel under this node.
     async fn take_channel(&self, app: &str, channel: &str, bus: &str) -> Result<(), ClusterError> {
         let target = || Target::Channel { app: app.into(), channel: channel.into() };
-        let first = self.interest.acquire(bus, target).await.map_err(|e| self.failure(ClusterOp::Subscribe, &e))?;
-        if first && let Err(e) = self.record(&self.keys.node(&self.node).channels, &member(app, channel)).await {
-            self.interest.release(bus).await;
-            return Err(self.failure(ClusterOp::State, &e));
-        }
-        Ok(())
+        let (set, member) = (self.keys.node(&self.node).channels, member(app, channel));
+        let record = Record { set: &set, member: &member };
+        self.interest.acquire(bus, target, &record).await.map_err(|e| self.failure(ClusterOp::Subscribe, &e))
     }
 
     /// Gives the interest back; the last local subscriber also drops the node's record,
     /// unless `keep_record` (the leave could not be recorded: the resync needs it).
     async fn give_channel(&self, app: &str, channel: &str, bus: &str, keep_record: bool) {
-        if self.interest.release(bus).await && !keep_record {
-            self.forget(&self.keys.node(&self.node).channels, &member(app, channel)).await;
-        }
+        let (set, member) = (self.keys.node(&self.node).channels, member(app, channel));
+        self.interest.release(bus, &Record { set: &set, member: &member }, keep_record).await;
     }
 
-    /// Takes the interest in a user's bus (signed-in sockets and watchers).
-    async fn take_user(&self, app: &str, user: &str) -> RedisResult<bool> {
+    /// Takes the interest in a user's bus (signed-in sockets and watchers), recorded under
+    /// this node's users while held.
+    async fn take_user(&self, app: &str, user: &str) -> RedisResult<()> {
         let bus = self.keys.user(app, user).bus;
-        self.interest.acquire(&bus, || Target::User { app: app.into(), user: user.into() }).await
+        let (set, member) = (self.keys.node(&self.node).users, member(app, user));
+        let target = || Target::User { app: app.into(), user: user.into() };
+        self.interest.acquire(&bus, target, &Record { set: &set, member: &member }).await
     }
 
-    async fn give_user(&self, app: &str, user: &str) -> bool {
-        self.interest.release(&self.keys.user(app, user).bus).await
+    async fn give_user(&self, app: &str, user: &str, keep_record: bool) {
+        let bus = self.keys.user(app, user).bus;
+        let (set, member) = (self.keys.node(&self.node).users, member(app, user));
+        self.interest.release(&bus, &Record { set: &set, member: &member }, keep_record).await;
+    }
+
+    /// Records one of this node's interests in Redis (`SADD` to a node set).
+    async fn record(&self, set: &str, member: &str) -> RedisResult<()> {
+        redis::cmd("SADD").arg(set).arg(member).query_async(&mut self.cmd.clone()).await
     }
 
     /// Counts a failure and turns it into the seam's error; the next heartbeat resyncs.
@@ -75,6 +68,9 @@ impl Core {
         self.unavailable(e)
     }
 }
+
+/// Presence leaves kept for announcing after a Redis outage, at most.
+const MAX_FAILED_LEAVES: usize = 100_000;
 
 /// A node-set member naming one channel or user of one app.
 pub(super) fn member(app: &str, name: &str) -> String {
@@ -292,7 +288,12 @@ impl ClusterState for RedisCluster {
             Err(e) => {
                 core.failure(ClusterOp::State, &e);
                 if let Some(user) = &user {
-                    core.failed_leaves.lock().push((app.to_owned(), name.to_owned(), user.to_string()));
+                    let mut failed = core.failed_leaves.lock();
+                    // Bounded: past it (a very long outage) the ghost member stays until its
+                    // channel empties; counted with the failure above.
+                    if failed.len() < MAX_FAILED_LEAVES {
+                        failed.push((app.to_owned(), name.to_owned(), user.to_string()));
+                    }
                 }
                 core.give_channel(app, name, &keys.bus, true).await;
                 return Left { was_subscribed: true, ..Left::default() };
@@ -340,20 +341,14 @@ impl ClusterState for RedisCluster {
         watchlist: &[String],
     ) -> Result<bool, ClusterError> {
         let (core, app) = (&self.core, ns.app_id());
-        if core.take_user(app, user_id).await.map_err(|e| core.failure(ClusterOp::Subscribe, &e))? {
-            let users = core.keys.node(&core.node).users;
-            if let Err(e) = core.record(&users, &member(app, user_id)).await {
-                core.give_user(app, user_id).await;
-                return Err(core.failure(ClusterOp::State, &e));
-            }
-        }
+        core.take_user(app, user_id).await.map_err(|e| core.failure(ClusterOp::Subscribe, &e))?;
         let keys = core.keys.user(app, user_id);
         let mut script = core.scripts.sign_in.prepare_invoke();
         script.key(&keys.nodes).key(&keys.bus).arg(&core.node).arg(core.publish_command());
         let first: i64 = match script.invoke_async(&mut core.cmd.clone()).await {
             Ok(first) => first,
             Err(e) => {
-                core.give_user(app, user_id).await;
+                core.give_user(app, user_id, false).await;
                 return Err(core.failure(ClusterOp::State, &e));
             }
         };
@@ -371,17 +366,14 @@ impl ClusterState for RedisCluster {
         let (core, app) = (&self.core, ns.app_id());
         ns.unwatch(sid, watchlist);
         for watched in watchlist {
-            core.give_user(app, watched).await;
+            core.give_user(app, watched, false).await;
         }
         ns.sign_out(user_id, sid);
         let keys = core.keys.user(app, user_id);
         let mut script = core.scripts.sign_out.prepare_invoke();
         script.key(&keys.nodes).key(&keys.bus).arg(&core.node).arg(core.publish_command()).arg(1);
         let res: RedisResult<i64> = script.invoke_async(&mut core.cmd.clone()).await;
-        let recorded = res.as_ref().is_ok();
-        if core.give_user(app, user_id).await && recorded {
-            core.forget(&core.keys.node(&core.node).users, &member(app, user_id)).await;
-        }
+        core.give_user(app, user_id, res.is_err()).await;
         match res {
             Ok(last) => last == 1,
             Err(e) => {
