@@ -65,3 +65,41 @@ async fn delivery_presence_queries_and_node_loss_on_a_redis_cluster() {
     let removed = watcher.expect_within_lease("pusher_internal:member_removed").await;
     assert_eq!(data(&removed)["user_id"], "alice");
 }
+
+#[tokio::test]
+async fn a_redis_cluster_lost_and_recreated_empty_is_repaired() {
+    let mut redis = RedisClusterServers::start().await;
+    let mut config = sharded(&redis);
+    // Re-creating a cluster takes seconds: a lease longer than the outage, so the nodes keep
+    // their sockets (a longer outage fences them, as tests/cluster_failures.rs shows).
+    config.adapter.lease_ms = 30_000;
+    let nodes = [TestServer::start(config.clone()).await, TestServer::start(config).await];
+    let mut alice = nodes[0].connect(KEY).await;
+    alice.join("presence-room", "alice", json!(null)).await;
+    let mut bob = nodes[1].connect(KEY).await;
+    bob.join("presence-room", "bob", json!(null)).await;
+    alice.expect("pusher_internal:member_added").await;
+    let mut reader = nodes[0].connect(KEY).await;
+    reader.subscribe("news").await;
+
+    redis.kill();
+    let (status, _) = nodes[1].api().trigger("news", "lost", "x").await;
+    assert_eq!(status, 503, "never a 2xx for an event that was not published");
+
+    redis.restart_empty().await;
+    // Each node re-subscribes on the new shards and registers what it holds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, users) = nodes[1].api().get("/channels/presence-room/users", &[]).await;
+        let (status, _) = nodes[1].api().trigger("news", "back", "y").await;
+        if users == json!({"users": [{"id": "alice"}, {"id": "bob"}]}) && status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never repaired: users {users}, publish {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reader.expect("back").await["data"], "y");
+    for c in [&mut alice, &mut bob] {
+        c.expect_quiet().await;
+    }
+}

@@ -131,6 +131,14 @@ impl RedisClusterServers {
             ];
             nodes.push(RedisServer::start_with(port, extra).await);
         }
+        let servers = Self { nodes, dir };
+        servers.create().await;
+        servers
+    }
+
+    /// Joins the servers into one cluster and waits until every slot is served.
+    async fn create(&self) {
+        let nodes = &self.nodes;
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let created = tokio::process::Command::new("redis-cli")
             .arg("--cluster")
@@ -144,13 +152,33 @@ impl RedisClusterServers {
             .expect("redis-cli runs");
         assert!(created.success(), "redis-cli --cluster create failed");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        for n in &nodes {
+        for n in nodes {
             while !command(n.port, &["CLUSTER", "INFO"]).await.contains("cluster_state:ok") {
                 assert!(tokio::time::Instant::now() < deadline, "the cluster never became ok");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        Self { nodes, dir }
+    }
+
+    /// Kills every server (SIGKILL) and brings the cluster back on the same ports, empty.
+    pub async fn restart_empty(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        for n in &self.nodes {
+            let _ = std::fs::remove_file(self.dir.join(format!("nodes-{}.conf", n.port)));
+        }
+        for n in &mut self.nodes {
+            n.restart_empty().await;
+        }
+        self.create().await;
+    }
+
+    /// Kills every server (SIGKILL).
+    pub fn kill(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
     }
 
     /// The seeds, comma-separated, as `adapter.redis_url` takes them.
