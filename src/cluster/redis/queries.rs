@@ -19,27 +19,17 @@ impl RedisCluster {
     /// The counts of each of `channels` (of `app`), `None` for an unoccupied one.
     async fn stats(&self, app: &str, channels: &[String]) -> Result<Vec<Option<ChannelStats>>, ClusterError> {
         let mut out = Vec::with_capacity(channels.len());
-        for chunk in channels.chunks(128) {
+        // One channel's two keys share a slot; a pipeline over several channels may only be
+        // sent to one server, not to a Redis Cluster.
+        let per_pipeline = if self.core.settings.cluster { 1 } else { 128 };
+        for chunk in channels.chunks(per_pipeline) {
             let mut pipe = redis::pipe();
             for name in chunk {
                 let keys = self.core.keys.channel(app, name);
                 pipe.cmd("HVALS").arg(&keys.nodes).cmd("HLEN").arg(&keys.users);
             }
-            let counts: Vec<(Vec<i64>, i64)> = if self.core.settings.cluster {
-                // A pipeline must stay on one slot: ask each channel on its own.
-                let mut all = Vec::with_capacity(chunk.len());
-                for name in chunk {
-                    let keys = self.core.keys.channel(app, name);
-                    let mut one = redis::pipe();
-                    one.cmd("HVALS").arg(&keys.nodes).cmd("HLEN").arg(&keys.users);
-                    let r: RedisResult<(Vec<i64>, i64)> = one.query_async(&mut self.core.cmd.clone()).await;
-                    all.push(r.map_err(|e| self.failed(&e))?);
-                }
-                all
-            } else {
-                let r: RedisResult<Vec<(Vec<i64>, i64)>> = pipe.query_async(&mut self.core.cmd.clone()).await;
-                r.map_err(|e| self.failed(&e))?
-            };
+            let counts: RedisResult<Vec<(Vec<i64>, i64)>> = pipe.query_async(&mut self.core.cmd.clone()).await;
+            let counts = counts.map_err(|e| self.failed(&e))?;
             for (name, (nodes, users)) in chunk.iter().zip(counts) {
                 let subscription_count: i64 = nodes.iter().sum();
                 out.push((subscription_count > 0).then(|| ChannelStats {
