@@ -6,6 +6,7 @@
 //!   that takes the TCP stream over) and the per-socket session task.
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
+//! - [`ingest`]: Laravel's `redis` broadcaster as an event source.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
 //! - [`cluster`]: seams Bus, ClusterState and Queries; drivers local (this node) and Redis.
 //! - [`apps`]: seam for where apps come from (static config today).
@@ -26,6 +27,7 @@ pub mod connection;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod http_api;
+pub mod ingest;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;

@@ -22,6 +22,7 @@ use crate::cluster::{Cluster, RedisDriver, RedisSettings};
 use crate::config::{AdapterConfig, AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
 use crate::connection::{Announcer, ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
+use crate::ingest::{Ingest, IngestSettings};
 use crate::metrics::{self, Health, Metrics};
 use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
@@ -73,6 +74,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
             (cluster, Some(driver))
         }
     };
+    let ingest = start_ingest(&config, apps.as_ref(), &cluster, &metrics).await?;
     let ws = &config.websocket;
     let conn = ConnDeps {
         cluster: cluster.clone(),
@@ -111,7 +113,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
     let sequence =
-        Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher, driver };
+        Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher, driver, ingest };
     let token = stop.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -149,6 +151,40 @@ pub async fn run(config: Config, mut signals: mpsc::Receiver<()>) -> io::Result<
             Ok(Stopped::Interrupted)
         }
     }
+}
+
+/// Starts reading Laravel's `redis` broadcaster when `[ingest]` is enabled.
+///
+/// # Errors
+/// Its app is unknown, or its Redis is unreachable.
+async fn start_ingest(
+    config: &Config,
+    apps: &dyn AppStore,
+    cluster: &Cluster,
+    metrics: &Metrics,
+) -> io::Result<Option<Ingest>> {
+    let ingest = &config.ingest;
+    if !ingest.enabled {
+        return Ok(None);
+    }
+    let app_id = match ingest.app_id.as_str() {
+        "" => config.apps.first().map(|a| a.id.clone()).unwrap_or_default(),
+        id => id.to_owned(),
+    };
+    let app = apps
+        .find_by_id(&app_id)
+        .await
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::other(format!("ingest.app_id: no app {app_id:?}")))?;
+    let settings = IngestSettings {
+        url: ingest.url(&config.adapter).to_owned(),
+        key_prefix: ingest.key_prefix.clone(),
+        own_prefix: config.adapter.key_prefix.clone(),
+        cache_ttl: Duration::from_secs(config.websocket.cache_ttl_secs),
+        timeout: Duration::from_millis(config.adapter.command_timeout_ms),
+    };
+    let started = Ingest::start(settings, app, cluster.clone(), metrics.clone()).await;
+    started.map(Some).map_err(io::Error::other)
 }
 
 /// The Redis drivers' settings.
@@ -285,11 +321,15 @@ struct Shutdown {
     metrics: ServerHandle,
     dispatcher: Dispatcher,
     driver: Option<RedisDriver>,
+    ingest: Option<Ingest>,
 }
 
 impl Shutdown {
     async fn run(self) {
         self.health.start_draining();
+        if let Some(ingest) = self.ingest {
+            ingest.stop();
+        }
         let grace = Duration::from_secs(self.config.shutdown.ready_grace_secs);
         tokio::time::sleep(grace).await;
         let window = Duration::from_secs(self.config.shutdown.drain_secs);

@@ -46,6 +46,10 @@ impl Bus for LocalCluster {
         Ok(())
     }
 
+    fn deliver_here(&self, app_id: &str, channel: &str, frame: &ByteString, except: Option<&SocketId>) {
+        self.registry.namespace(app_id).publish(channel, frame, except);
+    }
+
     async fn send_to_user(
         &self,
         app_id: &str,

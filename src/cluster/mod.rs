@@ -84,6 +84,11 @@ pub trait Bus: Send + Sync {
         except: Option<&SocketId>,
     ) -> Result<(), ClusterError>;
 
+    /// Delivers `frame` to this node's subscribers of `channel` only, but `except`: for a
+    /// source every node reads by itself (Laravel's redis broadcaster), so that nothing is
+    /// delivered twice.
+    fn deliver_here(&self, app_id: &str, channel: &str, frame: &ByteString, except: Option<&SocketId>);
+
     /// Delivers `frame` to every socket signed in as `user_id` (`#server-to-user-{id}`), except
     /// the socket `except`.
     async fn send_to_user(

@@ -40,6 +40,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Which fan-out adapter to use.
     pub adapter: AdapterConfig,
+    /// Laravel's `redis` broadcaster as an event source.
+    pub ingest: IngestConfig,
     /// Webhook batching and delivery.
     pub webhooks: WebhooksConfig,
     /// The apps this server serves (the static app store).
@@ -56,6 +58,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
             adapter: AdapterConfig::default(),
+            ingest: IngestConfig::default(),
             webhooks: WebhooksConfig::default(),
             apps: vec![AppConfig::development()],
         }
@@ -300,6 +303,50 @@ pub fn redacted_redis_url(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Laravel's `redis` broadcaster read as an event source: what it PUBLISHes is delivered to
+/// the channel's subscribers. `Debug` never shows a password in the URL.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Read Laravel's broadcasts.
+    pub enabled: bool,
+    /// The Redis Laravel publishes to; empty: `adapter.redis_url`.
+    pub redis_url: String,
+    /// Laravel's Redis key prefix (`database.redis.options.prefix`), stripped from channel
+    /// names when present; names without it are taken as they are.
+    pub key_prefix: String,
+    /// The app the broadcasts belong to; empty: the only app.
+    pub app_id: String,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { enabled: false, redis_url: String::new(), key_prefix: "laravel_database_".into(), app_id: String::new() }
+    }
+}
+
+impl fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field("enabled", &self.enabled)
+            .field("redis_url", &redacted_redis_url(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("app_id", &self.app_id)
+            .finish()
+    }
+}
+
+impl IngestConfig {
+    /// The Redis to read from: `redis_url`, or the adapter's.
+    pub fn url<'a>(&'a self, adapter: &'a AdapterConfig) -> &'a str {
+        if self.redis_url.is_empty() {
+            adapter.redis_url.split(',').next().unwrap_or("").trim()
+        } else {
+            &self.redis_url
+        }
+    }
 }
 
 /// Drivers.

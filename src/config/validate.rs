@@ -37,7 +37,7 @@ impl fmt::Display for Issue {
 ///
 /// Every broken rule, in the order of the configuration's sections.
 pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
-    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, webhooks, apps } = cfg;
+    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, ingest, webhooks, apps } = cfg;
     let mut issues = Issues::default();
     check_server(server, metrics, &mut issues);
     check_websocket(websocket, &mut issues);
@@ -47,6 +47,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     issues.within("shutdown.ready_grace_secs", *ready_grace_secs, 0, HOUR);
     check_log(log, &mut issues);
     check_adapter(adapter, &mut issues);
+    check_ingest(ingest, adapter, apps, &mut issues);
     for (key, message) in super::webhooks::check_settings(webhooks) {
         issues.push(key, message);
     }
@@ -83,6 +84,25 @@ fn check_adapter(adapter: &AdapterConfig, issues: &mut Issues) {
     }
     issues.within("adapter.command_timeout_ms", *command_timeout_ms, 50, 60_000);
     issues.within("adapter.bus_queue", *bus_queue as u64, 16, 10_000_000);
+}
+
+/// Laravel's broadcaster source: a Redis URL to read, and an app to deliver to.
+fn check_ingest(ingest: &super::IngestConfig, adapter: &AdapterConfig, apps: &[AppConfig], issues: &mut Issues) {
+    let super::IngestConfig { enabled, redis_url: _, key_prefix: _, app_id } = ingest;
+    if !*enabled {
+        return;
+    }
+    let url = ingest.url(adapter);
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        issues.push("ingest.redis_url", "must be redis://… or rediss://… (or empty to use adapter.redis_url)");
+    }
+    if app_id.is_empty() {
+        if apps.len() != 1 {
+            issues.push("ingest.app_id", "must name the app Laravel broadcasts for when there are several apps");
+        }
+    } else if !apps.iter().any(|a| &a.id == app_id) {
+        issues.push("ingest.app_id", format!("names no app ({app_id:?})"));
+    }
 }
 
 const HOUR: u64 = 3600;
@@ -323,6 +343,23 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn ingest_needs_a_redis_url_and_one_app() {
+        let mut cfg = Config::default();
+        cfg.ingest.enabled = true;
+        assert_eq!(keys(&cfg), Vec::<String>::new(), "the adapter's URL and the only app");
+        let mut second = AppConfig::development();
+        (second.id, second.key) = ("2".into(), "key-2".into());
+        cfg.apps.push(second);
+        assert_eq!(keys(&cfg), ["ingest.app_id"], "which of two apps?");
+        cfg.ingest.app_id = "2".into();
+        cfg.ingest.redis_url = "http://nope".into();
+        assert_eq!(keys(&cfg), ["ingest.redis_url"]);
+        cfg.ingest.redis_url = String::new();
+        cfg.ingest.app_id = "3".into();
+        assert_eq!(keys(&cfg), ["ingest.app_id"]);
     }
 
     #[test]

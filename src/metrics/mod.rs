@@ -109,6 +109,7 @@ struct Inner {
     rejected: IntCounterVec,
     webhook_requests: IntCounterVec,
     webhook_events: IntCounterVec,
+    ingest: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
     cluster: ClusterMetrics,
 }
@@ -210,6 +211,11 @@ impl Metrics {
                 "Webhook events by outcome (queued, dropped, cancelled by a re-join within the vacate delay)",
                 &["app_id", "outcome"],
             ),
+            ingest: counter(
+                "herald_ingest_messages_total",
+                "Laravel redis-broadcaster messages by outcome (delivered, malformed, refused, foreign)",
+                &["outcome"],
+            ),
             per_app: DashMap::new(),
         };
         let r = &inner.registry;
@@ -228,6 +234,7 @@ impl Metrics {
             Box::new(inner.rejected.clone()),
             Box::new(inner.webhook_requests.clone()),
             Box::new(inner.webhook_events.clone()),
+            Box::new(inner.ingest.clone()),
         ];
         for c in collectors {
             // unwrap: each collector is registered once, with distinct names.
@@ -280,6 +287,13 @@ impl Metrics {
     /// Counts webhook events: `queued` or `dropped`.
     pub fn webhook_events(&self, app_id: &str, outcome: &str, n: u64) {
         self.inner.webhook_events.with_label_values(&[app_id, outcome]).inc_by(n);
+    }
+
+    /// Counts one Laravel broadcast read from Redis: `delivered`, `malformed`, `refused` (over
+    /// a limit, or a channel Herald does not serve) or `foreign` (not a broadcast: other
+    /// traffic on a shared Redis).
+    pub fn ingest(&self, outcome: &'static str) {
+        self.inner.ingest.with_label_values(&[outcome]).inc();
     }
 
     /// Counts one REST API request and its duration.

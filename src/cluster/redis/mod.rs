@@ -231,6 +231,10 @@ impl Bus for RedisCluster {
         })
     }
 
+    fn deliver_here(&self, app_id: &str, channel: &str, frame: &ByteString, except: Option<&SocketId>) {
+        self.core.registry.namespace(app_id).deliver(channel, frame, except, None);
+    }
+
     async fn send_to_user(
         &self,
         app_id: &str,

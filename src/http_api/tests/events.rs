@@ -120,6 +120,9 @@ impl Bus for CacheFirst {
     ) -> Result<(), ClusterError> {
         self.inner.publish_queued(app, channel, frame, except)
     }
+    fn deliver_here(&self, app: &str, channel: &str, frame: &ByteString, except: Option<&SocketId>) {
+        self.inner.deliver_here(app, channel, frame, except);
+    }
     async fn send_to_user(
         &self,
         app: &str,
