@@ -35,6 +35,11 @@ on_redis_and_cluster! {
         let mut bob2 = nodes[0].connect(KEY).await;
         assert_eq!(ids(&bob2.join(ROOM, "bob", json!({"n": 3})).await), ["alice", "bob"]);
         alice.expect_quiet().await;
+        // Each node's gauges count what it holds: node 0 has Alice and Bob, node 1 Bob.
+        for (node, members) in [(&nodes[0], 2.0), (&nodes[1], 1.0)] {
+            assert_eq!(node.metric("herald_presence_members").await, members);
+            assert_eq!(node.metric("herald_channels").await, 1.0);
+        }
 
         // The users query counts users, not sockets, from either node.
         for node in &nodes {

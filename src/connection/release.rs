@@ -57,10 +57,11 @@ pub(super) async fn leave(me: &Identity, deps: &ConnDeps, name: &ChannelName) {
     if !left.was_subscribed {
         return;
     }
-    if left.member_removed.is_some() {
+    let (here_vacated, here_member) = left.here;
+    if here_member {
         me.metrics.presence_members.dec();
     }
-    if left.vacated {
+    if here_vacated {
         me.metrics.channels.dec();
     }
     match left.held {

@@ -83,7 +83,15 @@ impl Connection {
         match joined.map_err(SubscribeError::Unavailable)? {
             Joined::PresenceFull => return Err(SubscribeError::PresenceFull),
             Joined::Again { reply } => replies.push(reply),
-            Joined::New { occupied, member_added, reply, subscription_count, cancels_vacate, cancels_removal } => {
+            Joined::New {
+                occupied,
+                member_added,
+                reply,
+                subscription_count,
+                cancels_vacate,
+                cancels_removal,
+                here: (here_occupied, here_member),
+            } => {
                 replies.push(reply);
                 self.channels.insert(name.clone(), user_id.clone());
                 if name.kind().needs_auth() {
@@ -91,17 +99,18 @@ impl Connection {
                 }
                 // A join that cancelled a removal still held by the vacate delay (on any node)
                 // announces nothing: neither webhook of the pair goes out.
-                if occupied {
+                // The gauges count this node's channels and members; webhooks the cluster's.
+                if here_occupied {
                     self.me.metrics.channels.inc();
-                    if !cancels_vacate {
-                        self.webhook(WebhookEvent::channel(WebhookKind::ChannelOccupied, name.as_str()));
-                    }
                 }
-                if let (true, Some(uid)) = (member_added, user_id.as_deref()) {
+                if here_member {
                     self.me.metrics.presence_members.inc();
-                    if !cancels_removal {
-                        self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
-                    }
+                }
+                if occupied && !cancels_vacate {
+                    self.webhook(WebhookEvent::channel(WebhookKind::ChannelOccupied, name.as_str()));
+                }
+                if let (true, false, Some(uid)) = (member_added, cancels_removal, user_id.as_deref()) {
+                    self.webhook(WebhookEvent::member(WebhookKind::MemberAdded, name.as_str(), uid));
                 }
                 self.replay_cache(&name, replies).await;
                 self.announce_count(&name, subscription_count).await;

@@ -138,9 +138,9 @@ pub struct AppMetrics {
     pub bytes_out: IntCounter,
     /// Sockets closed because their queue was full.
     pub slow_consumers: IntCounter,
-    /// Occupied channels.
+    /// Channels with a subscriber on this node.
     pub channels: IntGauge,
-    /// Presence members (summed over channels).
+    /// Presence users with a socket on this node, summed over channels.
     pub presence_members: IntGauge,
 }
 
@@ -183,8 +183,12 @@ impl Metrics {
                 "Sockets closed with 4100 because their outbound queue was full",
                 app,
             ),
-            channels: gauge("herald_channels", "Occupied channels", app),
-            presence_members: gauge("herald_presence_members", "Presence members summed over channels", app),
+            channels: gauge("herald_channels", "Channels with a subscriber on this node", app),
+            presence_members: gauge(
+                "herald_presence_members",
+                "Presence users with a socket on this node, summed over channels",
+                app,
+            ),
             // unwrap: the name and help are static and valid.
             open_sockets: IntGauge::new(
                 "herald_open_sockets",

@@ -77,6 +77,15 @@ type Waiting = Vec<(Option<u64>, ByteString)>;
 /// Frames a pending subscriber may collect before it counts as a slow consumer.
 const MAX_PENDING: usize = 1024;
 
+/// A subscriber a cluster driver removed.
+#[derive(Debug)]
+pub struct Detached {
+    /// The presence user it joined as.
+    pub user_id: Option<Arc<str>>,
+    /// It was that user's last socket in the channel on this node.
+    pub last_of_user: bool,
+}
+
 /// A presence subscriber on this node, as a cluster driver re-registers it.
 #[derive(Debug)]
 pub struct LocalMember {
@@ -113,6 +122,9 @@ pub enum Joined {
         cancels_vacate: bool,
         /// It cancelled the user's removal still held by the vacate delay (cluster drivers).
         cancels_removal: bool,
+        /// This node's first subscriber of the channel, and the user's first socket in it on
+        /// this node (the node's gauges; equal to the two above on one node).
+        here: (bool, bool),
     },
     /// The socket was already subscribed; answer again, count nothing twice.
     Again {
@@ -137,6 +149,9 @@ pub struct Left {
     /// The driver holds the vacate and removal under this token until the vacate delay ends
     /// (`ClusterState::removal_stands`); `None`: announce them now.
     pub held: Option<u64>,
+    /// This node's last subscriber of the channel left, and the user's last socket in it on
+    /// this node (the node's gauges; equal to `vacated` and `member_removed` on one node).
+    pub here: (bool, bool),
 }
 
 /// A join attempt on one `Channel`: done, or the channel closed under the caller.
@@ -197,6 +212,7 @@ impl Channel {
             subscription_count: inner.subscribers.len(),
             cancels_vacate: false,
             cancels_removal: false,
+            here: (occupied, member_added),
         })
     }
 
@@ -222,7 +238,8 @@ impl Channel {
         // Decided under the lock, so no join can slip in between the last leave and the drop.
         inner.closed = vacated;
         let subscription_count = inner.subscribers.len();
-        Left { was_subscribed: true, vacated, member_removed, subscription_count, held: None }
+        let here = (vacated, member_removed.is_some());
+        Left { was_subscribed: true, vacated, member_removed, subscription_count, held: None, here }
     }
 
     /// Pushes `frame` to every subscriber but `except`. Returns how many got it and how many
@@ -232,25 +249,29 @@ impl Channel {
     }
 
     /// Cluster drivers: adds a subscriber whose subscription is still being decided; frames
-    /// published to it meanwhile wait until `activate`. `Ok(false)` when already subscribed.
+    /// published to it meanwhile wait until `activate`. `Ok(None)` when already subscribed,
+    /// else whether it is the channel's first subscriber on this node, and its presence user's
+    /// first socket in it on this node.
     pub(super) fn attach(
         &self,
         outbound: &Outbound,
         member: Option<&(Arc<str>, Option<Box<RawValue>>)>,
-    ) -> Result<bool, ()> {
+    ) -> Result<Option<(bool, bool)>, ()> {
         let mut inner = self.inner.write();
         if inner.closed {
             return Err(());
         }
         let sid = outbound.socket_id();
         if inner.subscribers.contains_key(sid) {
-            return Ok(false);
+            return Ok(None);
         }
         let (user_id, info) = member.map_or((None, None), |(u, i)| (Some(u.clone()), i.clone()));
+        let first_of_user = user_id.as_ref().is_some_and(|u| !inner.has_user(u));
+        let first_in_channel = inner.subscribers.is_empty();
         let tracked = Tracked { since: 0, pending: Mutex::new(Some(Vec::new())), info };
         let sub = Subscriber { outbound: outbound.clone(), user_id, tracked: Some(Box::new(tracked)) };
         inner.subscribers.insert(sid.clone(), sub);
-        Ok(true)
+        Ok(Some((first_in_channel, first_of_user)))
     }
 
     /// Cluster drivers: the subscription of `sid` was decided with presence roster version
@@ -366,11 +387,14 @@ impl Channel {
     }
 
     /// Removes a subscriber without any roster decision (cluster drivers decide elsewhere).
-    /// Returns whether it was subscribed and as which presence user, and whether the channel
-    /// has no local subscriber left (it is then closed, as by a `leave`).
-    pub(super) fn detach(&self, sid: &SocketId) -> (Option<Option<Arc<str>>>, bool) {
+    /// Returns what it was subscribed as, and whether the channel has no local subscriber left
+    /// (it is then closed, as by a `leave`).
+    pub(super) fn detach(&self, sid: &SocketId) -> (Option<Detached>, bool) {
         let mut inner = self.inner.write();
-        let removed = inner.subscribers.remove(sid).map(|s| s.user_id);
+        let removed = inner.subscribers.remove(sid).map(|s| {
+            let last_of_user = s.user_id.as_ref().is_some_and(|u| !inner.has_user(u));
+            Detached { user_id: s.user_id, last_of_user }
+        });
         let empty = inner.subscribers.is_empty();
         inner.closed = empty;
         (removed, empty)
@@ -383,6 +407,12 @@ impl Channel {
 }
 
 impl Inner {
+    /// Whether a subscriber joined as presence user `user` (a scan: presence channels are
+    /// small, and only cluster drivers ask).
+    fn has_user(&self, user: &str) -> bool {
+        self.subscribers.values().any(|s| s.user_id.as_deref() == Some(user))
+    }
+
     fn push_all(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
         let mut d = Delivery::default();
         for (sid, sub) in &self.subscribers {

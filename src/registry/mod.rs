@@ -11,7 +11,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 pub use cache::{CachedEvent, EventCache};
-pub use channel::{Channel, CountDue, Delivery, Joined, Left, LocalMember};
+pub use channel::{Channel, CountDue, Delivery, Detached, Joined, Left, LocalMember};
 pub use namespace::{ChannelStats, Namespace};
 pub use outbound::{CloseSignal, Next, Outbound, OutboundRx, Pushed, outbound};
 

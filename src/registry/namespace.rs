@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use serde_json::value::RawValue;
 
-use super::channel::{Attempt, Channel, Delivery, Joined, Left};
+use super::channel::{Attempt, Channel, Delivery, Detached, Joined, Left};
 use super::outbound::Outbound;
 use crate::protocol::{ChannelName, ErrorCode, PresenceMember, SocketId};
 
@@ -117,33 +117,34 @@ impl Namespace {
     }
 
     /// Cluster drivers: adds `outbound` as a subscriber whose subscription is being decided
-    /// (see `Channel::attach`). Returns the channel, or `None` when it was already subscribed.
+    /// (see `Channel::attach`). Returns the channel and whether this is its first subscriber
+    /// and its presence user's first socket on this node, or `None` when already subscribed.
     pub fn attach(
         &self,
         channel: &str,
         outbound: &Outbound,
         member: Option<&(Arc<str>, Option<Box<RawValue>>)>,
-    ) -> Option<Arc<Channel>> {
+    ) -> Option<(Arc<Channel>, (bool, bool))> {
         loop {
             let ch = self.channel_or_create(channel);
             match ch.attach(outbound, member) {
-                Ok(true) => return Some(ch),
-                Ok(false) => return None,
+                Ok(Some(firsts)) => return Some((ch, firsts)),
+                Ok(None) => return None,
                 Err(()) => self.forget(channel, &ch),
             }
         }
     }
 
     /// Cluster drivers: removes a subscriber without any roster decision; drops the channel
-    /// when no local subscriber is left. Returns the presence user it was subscribed as, if it
-    /// was subscribed.
-    pub fn detach(&self, channel: &str, sid: &SocketId) -> Option<Option<Arc<str>>> {
+    /// when no local subscriber is left. Returns what it was subscribed as (`None`: it was
+    /// not) and whether the channel has no subscriber left on this node.
+    pub fn detach(&self, channel: &str, sid: &SocketId) -> Option<(Detached, bool)> {
         let ch = self.channel(channel)?;
         let (removed, empty) = ch.detach(sid);
         if empty {
             self.forget(channel, &ch);
         }
-        removed
+        removed.map(|d| (d, empty))
     }
 
     /// Cluster drivers: pushes a frame received from the bus to the channel's local

@@ -221,7 +221,7 @@ impl ClusterState for RedisCluster {
         let bus = core.keys.channel(app, name).bus;
         core.take_channel(app, name, &bus).await?;
         let local = member.as_ref().map(|m| (Arc::<str>::from(m.user_id.as_str()), m.user_info.clone()));
-        let Some(ch) = ns.attach(name, outbound, local.as_ref()) else {
+        let Some((ch, here)) = ns.attach(name, outbound, local.as_ref()) else {
             // A concurrent subscribe of the same socket won the race.
             core.give_channel(app, name, &bus, false).await;
             return self.again(app, channel).await;
@@ -254,12 +254,15 @@ impl ClusterState for RedisCluster {
             subscription_count,
             cancels_vacate: int(decided.get(4)) == 1,
             cancels_removal: int(decided.get(5)) == 1,
+            here,
         })
     }
 
     async fn leave(&self, ns: &Namespace, channel: &ChannelName, sid: &SocketId) -> Left {
         let (core, app, name) = (&self.core, ns.app_id(), channel.as_str());
-        let Some(user) = ns.detach(name, sid) else { return Left::default() };
+        let Some((detached, empty_here)) = ns.detach(name, sid) else { return Left::default() };
+        let here = (empty_here, detached.last_of_user);
+        let user = detached.user_id;
         let keys = core.keys.channel(app, name);
         let frame = user.as_deref().map(|u| server_event::member_removed(name, u)).unwrap_or_default();
         let delay = u64::try_from(core.settings.vacate_delay.as_millis()).unwrap_or(u64::MAX);
@@ -296,7 +299,7 @@ impl ClusterState for RedisCluster {
                     }
                 }
                 core.give_channel(app, name, &keys.bus, true).await;
-                return Left { was_subscribed: true, ..Left::default() };
+                return Left { was_subscribed: true, here, ..Left::default() };
             }
         };
         core.give_channel(app, name, &keys.bus, false).await;
@@ -307,6 +310,7 @@ impl ClusterState for RedisCluster {
             member_removed: removed.then_some(user).flatten(),
             subscription_count: usize::try_from(int(decided.get(3))).unwrap_or(0),
             held: (delay > 0 && (vacated || removed)).then_some(token),
+            here,
         }
     }
 
