@@ -1,4 +1,5 @@
-//! One channel on this node: its subscribers and, for presence channels, its roster.
+//! One channel on this node: its subscribers and, for presence channels, its roster (local
+//! driver), or its subscribers with their roster versions and pending frames (cluster drivers).
 //! Must not await: every method is a short critical section with `try_push` at most.
 
 use std::collections::HashMap;

@@ -1,4 +1,7 @@
 //! This node's state: apps → sockets, channels, presence rosters, users, cache.
+//! For the local driver it is the whole cluster (rosters decided here); for the Redis drivers
+//! it is only this node's delivery index (`attach`/`activate`/`deliver`/`detach`, no roster
+//! decisions), the cluster's facts living in Redis.
 //! Must not know about Redis, HTTP or actix; it is only ever reached through short sections.
 
 mod cache;
