@@ -50,6 +50,9 @@ pub(super) async fn run(core: Weak<Core>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_renewal = Instant::now();
     let mut gap = false;
+    // While Redis is unreachable, every failed command signals a gap: wait for the next tick
+    // then, rather than retrying as fast as commands fail.
+    let mut reachable = true;
     loop {
         let gap_signal = {
             let Some(core) = core.upgrade() else { return };
@@ -57,11 +60,12 @@ pub(super) async fn run(core: Weak<Core>) {
         };
         tokio::select! {
             _ = every.tick() => {}
-            () = gap_signal => gap = true,
+            () = gap_signal, if reachable => gap = true,
         }
         let Some(core) = core.upgrade() else { return };
         match renew(&core).await {
             Ok(reaped) => {
+                reachable = true;
                 last_renewal = Instant::now();
                 core.metrics.bus_up.set(1);
                 if reaped || core.fenced.load(Ordering::Acquire) {
@@ -77,6 +81,7 @@ pub(super) async fn run(core: Weak<Core>) {
                 reap_dead(&core).await;
             }
             Err(e) => {
+                reachable = false;
                 core.metrics.failed(ClusterOp::Heartbeat);
                 core.metrics.bus_up.set(0);
                 gap = true;
