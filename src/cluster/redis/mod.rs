@@ -191,9 +191,14 @@ struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// When a publish queued now is no longer worth sending: one command timeout.
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.core.settings.timeout
+    }
+
     async fn send(&self, bus: String, payload: Vec<u8>) -> Result<(), ClusterError> {
         let (ack, acked) = tokio::sync::oneshot::channel();
-        let queued = Outgoing { bus, payload, ack: Some(ack) };
+        let queued = Outgoing { bus, payload, ack: Some(ack), deadline: self.deadline() };
         let full = || ClusterError::Unavailable("the bus queue is full".into());
         self.core.writer.try_send(queued).map_err(|_| full())?;
         match acked.await {
@@ -224,7 +229,7 @@ impl Bus for RedisCluster {
         except: Option<&SocketId>,
     ) -> Result<(), ClusterError> {
         let bus = self.core.keys.channel(app_id, channel).bus;
-        let queued = Outgoing { bus, payload: wire::event(except, &frame), ack: None };
+        let queued = Outgoing { bus, payload: wire::event(except, &frame), ack: None, deadline: self.deadline() };
         self.core.writer.try_send(queued).map_err(|_| {
             self.core.metrics.failed(crate::metrics::ClusterOp::Publish);
             ClusterError::Unavailable("the bus queue is full".into())
