@@ -58,6 +58,8 @@ impl Ingest {
         let info = settings.url.as_str().into_connection_info().map_err(fail)?;
         let redis_info = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(redis_info)).map_err(fail)?;
+        // Unbounded for the same reason as the bus reader's (cluster/redis/mod.rs): Redis itself
+        // disconnects a subscriber past its pub/sub output limit.
         let (tx, rx) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))

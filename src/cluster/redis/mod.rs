@@ -122,6 +122,10 @@ impl RedisDriver {
         let link = LinkSettings { url: settings.url.clone(), cluster: settings.cluster, timeout: settings.timeout };
         let down = |e: redis::RedisError| ClusterError::Unavailable(e.to_string());
         let cmd = Link::commands(&link).await.map_err(down)?;
+        // Unbounded as redis-rs's own push queue in front of it is: a bound here could only
+        // drop deliveries. The bound is Redis's: a subscriber that falls behind its pub/sub
+        // output limit (client-output-buffer-limit pubsub, 32 MB by default) is disconnected,
+        // which this node sees as a gap and resyncs; the reader never awaits per message.
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let sub = Link::subscriptions(&link, push_tx).await.map_err(down)?;
         let (writer_tx, writer_rx) = mpsc::channel(settings.bus_queue);

@@ -1,6 +1,7 @@
 //! The Lua scripts that decide cluster transitions, one round trip each; each touches the keys
 //! of one channel, one user, one app or the node list only (one slot on Redis Cluster).
-//! Must not hold decisions of its own: the logic is in `lua/*.lua`, documented there.
+//! Must not hold decisions of its own: the logic is in `lua/*.lua`, documented there, each
+//! behind `lua/prelude.lua` (the roster version, presence publishes, the member_removed frame).
 
 use redis::Script;
 
@@ -20,21 +21,28 @@ pub(super) struct Scripts {
     pub(super) gone: Script,
 }
 
+/// A script from `lua/`, after the shared `lua/prelude.lua` (Lua has no includes).
+macro_rules! script {
+    ($name:literal) => {
+        Script::new(concat!(include_str!("lua/prelude.lua"), include_str!(concat!("lua/", $name, ".lua"))))
+    };
+}
+
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            join: Script::new(include_str!("lua/join.lua")),
-            leave: Script::new(include_str!("lua/leave.lua")),
-            drop_node: Script::new(include_str!("lua/drop_node.lua")),
-            register: Script::new(include_str!("lua/register.lua")),
-            sign_in: Script::new(include_str!("lua/sign_in.lua")),
-            sign_out: Script::new(include_str!("lua/sign_out.lua")),
-            connect: Script::new(include_str!("lua/connect.lua")),
-            disconnect: Script::new(include_str!("lua/disconnect.lua")),
-            heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
-            claim: Script::new(include_str!("lua/claim.lua")),
-            confirm: Script::new(include_str!("lua/confirm.lua")),
-            gone: Script::new(include_str!("lua/gone.lua")),
+            join: script!("join"),
+            leave: script!("leave"),
+            drop_node: script!("drop_node"),
+            register: script!("register"),
+            sign_in: script!("sign_in"),
+            sign_out: script!("sign_out"),
+            connect: script!("connect"),
+            disconnect: script!("disconnect"),
+            heartbeat: script!("heartbeat"),
+            claim: script!("claim"),
+            confirm: script!("confirm"),
+            gone: script!("gone"),
         }
     }
 }

@@ -5,16 +5,6 @@
 -- command, ARGV[3]: the channel name (for the frames).
 -- Returns {held, vacated, subscription_count, removed user…}.
 
--- The roster version: a counter that starts from Redis time (µs) when the key is absent, so it
--- keeps growing past every version clients hold even after Redis lost its data.
-local function bump(key)
-  if redis.call('EXISTS', key) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', key, string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  return redis.call('INCR', key)
-end
-
 local held = redis.call('HDEL', KEYS[1], ARGV[1])
 local reply = {held, 0, 0}
 local shares = redis.call('HGETALL', KEYS[5])
@@ -23,11 +13,7 @@ for i = 1, #shares, 2 do
   if redis.call('HINCRBY', KEYS[2], user, -c) <= 0 then
     redis.call('HDEL', KEYS[2], user)
     redis.call('HDEL', KEYS[3], user)
-    local v = bump(KEYS[4])
-    local data = '{"user_id":' .. cjson.encode(user) .. '}'
-    local frame = '{"event":"pusher_internal:member_removed","channel":' .. cjson.encode(ARGV[3])
-      .. ',"data":' .. cjson.encode(data) .. '}'
-    redis.call(ARGV[2], KEYS[6], 'P' .. string.format('%.0f', v) .. '\n' .. frame)
+    publish_presence(ARGV[2], KEYS[6], KEYS[4], member_removed(ARGV[3], user))
     table.insert(reply, user)
   end
 end

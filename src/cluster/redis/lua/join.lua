@@ -7,16 +7,6 @@
 -- Returns {0} when full, else {1, occupied, added, subscription_count, cancels_vacate,
 -- cancels_removal[, user_count, version, user, info, user, info…]}.
 
--- The roster version: a counter that starts from Redis time (µs) when the key is absent, so it
--- keeps growing past every version clients hold even after Redis lost its data.
-local function bump(key)
-  if redis.call('EXISTS', key) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', key, string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  return redis.call('INCR', key)
-end
-
 local node, user = ARGV[1], ARGV[2]
 local occupied = redis.call('EXISTS', KEYS[1]) == 0 and 1 or 0
 local added = 0
@@ -36,8 +26,7 @@ if user ~= '' then
   redis.call('PERSIST', KEYS[4])
   if added == 1 then
     redis.call('HSET', KEYS[3], user, ARGV[3])
-    local v = bump(KEYS[4])
-    redis.call(ARGV[5], KEYS[6], 'P' .. string.format('%.0f', v) .. '\n' .. ARGV[6])
+    publish_presence(ARGV[5], KEYS[6], KEYS[4], ARGV[6])
     cancels_removal = redis.call('HDEL', KEYS[8], user)
   end
 end

@@ -8,16 +8,6 @@
 -- leaving node sends the webhook after the delay only if its mark is still there.
 -- Returns {held, vacated, removed, subscription_count}.
 
--- The roster version: a counter that starts from Redis time (µs) when the key is absent, so it
--- keeps growing past every version clients hold even after Redis lost its data.
-local function bump(key)
-  if redis.call('EXISTS', key) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', key, string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  return redis.call('INCR', key)
-end
-
 local node, user = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], node) == 0 then
   return {0, 0, 0, 0}
@@ -33,8 +23,7 @@ if user ~= '' and redis.call('HEXISTS', KEYS[5], user) == 1 then
   if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
     redis.call('HDEL', KEYS[2], user)
     redis.call('HDEL', KEYS[3], user)
-    local v = bump(KEYS[4])
-    redis.call(ARGV[3], KEYS[6], 'P' .. string.format('%.0f', v) .. '\n' .. ARGV[4])
+    publish_presence(ARGV[3], KEYS[6], KEYS[4], ARGV[4])
     removed = 1
     if tonumber(ARGV[5]) > 0 then
       redis.call('HSET', KEYS[8], user, ARGV[6])

@@ -6,16 +6,6 @@
 -- KEYS: nodes, users, infos, version, node_users (of ARGV[1]), bus. ARGV[3]: the publish
 -- command, ARGV[4]: the channel name. Returns the number of member_removed published.
 
--- The roster version: a counter that starts from Redis time (µs) when the key is absent, so it
--- keeps growing past every version clients hold even after Redis lost its data.
-local function bump(key)
-  if redis.call('EXISTS', key) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', key, string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  return redis.call('INCR', key)
-end
-
 local node = ARGV[1]
 redis.call('HSET', KEYS[1], node, ARGV[2])
 redis.call('PERSIST', KEYS[4])
@@ -35,11 +25,7 @@ for user, c in pairs(old) do
   if redis.call('HINCRBY', KEYS[2], user, -c) <= 0 then
     redis.call('HDEL', KEYS[2], user)
     redis.call('HDEL', KEYS[3], user)
-    local v = bump(KEYS[4])
-    local data = '{"user_id":' .. cjson.encode(user) .. '}'
-    local frame = '{"event":"pusher_internal:member_removed","channel":' .. cjson.encode(ARGV[4])
-      .. ',"data":' .. cjson.encode(data) .. '}'
-    redis.call(ARGV[3], KEYS[6], 'P' .. string.format('%.0f', v) .. '\n' .. frame)
+    publish_presence(ARGV[3], KEYS[6], KEYS[4], member_removed(ARGV[4], user))
     removed = removed + 1
   end
 end
