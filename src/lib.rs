@@ -4,6 +4,8 @@
 //! - [`server`]: composition root; builds everything from [`config`] and runs shutdown.
 //! - [`ws`]: the WebSocket transport: the `/app/{key}` upgrade (an actix-http upgrade service
 //!   that takes the TCP stream over) and the per-socket session task.
+//! - [`socketio`]: Echo's socket.io connector (laravel-echo-server's protocol) through
+//!   socketioxide, on the same port, each socket a `Connection` like a Pusher one.
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`ingest`]: Laravel's `redis` broadcaster as an event source.
@@ -34,5 +36,6 @@ pub mod rate_limit;
 pub mod registry;
 pub mod server;
 pub mod shutdown;
+pub mod socketio;
 pub mod webhooks;
 pub mod ws;

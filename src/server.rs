@@ -7,10 +7,16 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_http::HttpService;
-use actix_service::map_config;
+use std::convert::Infallible;
+use std::rc::Rc;
+
+use actix_codec::Framed;
+use actix_http::{Request, h1};
+use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
@@ -27,6 +33,7 @@ use crate::metrics::{self, Health, Metrics};
 use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 use crate::shutdown;
+use crate::socketio::{SocketIoDeps, SocketIoServer, SocketIoSettings};
 use crate::webhooks::{self, Dispatcher, WebhookSettings};
 use crate::ws::{self, WsDeps, WsSettings};
 
@@ -107,13 +114,23 @@ pub async fn start(config: Config) -> io::Result<Running> {
             },
         },
     };
+    let socketio = config.socketio.enabled.then(|| socketio_server(&config, &ws_deps));
     let api_deps = ApiDeps { apps, cluster, metrics: metrics.clone(), settings: ApiSettings::from_config(&config) };
-    let (main, addr) = main_listener(&config, ws_deps, api_deps)?;
+    let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone())?;
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
-    let sequence =
-        Shutdown { config: config.clone(), registry, health, main, metrics: metrics_srv, dispatcher, driver, ingest };
+    let sequence = Shutdown {
+        config: config.clone(),
+        registry,
+        health,
+        main,
+        metrics: metrics_srv,
+        dispatcher,
+        driver,
+        ingest,
+        socketio,
+    };
     let token = stop.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -187,6 +204,36 @@ async fn start_ingest(
     started.map(Some).map_err(io::Error::other)
 }
 
+/// Echo's socket.io endpoint, sharing the Pusher endpoint's connection dependencies,
+/// registry, draining flag and admission.
+fn socketio_server(config: &Config, ws: &WsDeps) -> SocketIoServer {
+    let sio = &config.socketio;
+    let app_id = match sio.app_id.as_str() {
+        "" => config.apps.first().map(|a| a.id.clone()).unwrap_or_default(),
+        id => id.to_owned(),
+    };
+    SocketIoServer::new(SocketIoDeps {
+        apps: ws.apps.clone(),
+        conn: ws.conn.clone(),
+        registry: ws.registry.clone(),
+        health: ws.health.clone(),
+        admission: ws.admission.clone(),
+        settings: SocketIoSettings {
+            app_id,
+            path: format!("{}{}", config.server.path_prefix, sio.path),
+            ping_interval: Duration::from_millis(sio.ping_interval_ms),
+            ping_timeout: Duration::from_millis(sio.ping_timeout_ms),
+            max_payload_bytes: sio.max_payload_bytes,
+            outbound_queue_frames: ws.settings.outbound_queue_frames,
+            inbound: ws.settings.inbound,
+            auth_timeout: Duration::from_millis(sio.auth_timeout_ms),
+            auth_concurrency: sio.auth_concurrency,
+            auth_max_response_bytes: sio.auth_max_response_bytes,
+            cors_allowed_origins: sio.cors_allowed_origins.clone(),
+        },
+    })
+}
+
 /// The Redis drivers' settings.
 fn redis_settings(adapter: &AdapterConfig, vacate_delay_ms: u64) -> RedisSettings {
     RedisSettings {
@@ -235,7 +282,12 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 /// The WebSocket + REST listener. Built from actix-server and actix-http directly (rather than
 /// `HttpServer`) to register the upgrade service: upgraded sockets leave the HTTP dispatcher.
-fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Result<(ServerHandle, SocketAddr)> {
+fn main_listener(
+    config: &Config,
+    ws_deps: WsDeps,
+    api_deps: ApiDeps,
+    socketio: Option<SocketIoServer>,
+) -> io::Result<(ServerHandle, SocketAddr)> {
     let prefix = config.server.path_prefix.clone();
     let origins = config.http_api.cors_allowed_origins.clone();
     let request_timeout = std::time::Duration::from_secs(config.server.request_timeout_secs);
@@ -249,8 +301,9 @@ fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Res
         .listen("herald", listener, move || {
             let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
             let cors_on = !origins.is_empty();
-            let upgrade = ws::upgrade_service(ws_deps.clone());
-            let app = App::new().service(
+            let upgrade = upgrades(ws::upgrade_service(ws_deps.clone()), socketio.clone());
+            let sio = socketio.clone();
+            let app = App::new().configure(|c| sio.iter().for_each(|s| s.configure(c))).service(
                 web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
                     web::scope("")
                         .wrap(Condition::new(cors_on, cors(&origins)))
@@ -268,6 +321,49 @@ fn main_listener(config: &Config, ws_deps: WsDeps, api_deps: ApiDeps) -> io::Res
     let handle = server.handle();
     tokio::spawn(server);
     Ok((handle, addr))
+}
+
+/// Every upgrade request of a worker: socket.io's path to socket.io, the rest to `ws`.
+fn upgrades<F>(
+    ws: F,
+    socketio: Option<SocketIoServer>,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, h1::Codec>),
+    Config = (),
+    Response = (),
+    Error = Infallible,
+    InitError = (),
+>
+where
+    F: ServiceFactory<
+            (Request, Framed<TcpStream, h1::Codec>),
+            Config = (),
+            Response = (),
+            Error = Infallible,
+            InitError = (),
+        >,
+    F::Service: 'static,
+{
+    fn_factory(move || {
+        let (ws, socketio) = (ws.new_service(()), socketio.clone());
+        async move {
+            let ws = Rc::new(ws.await?);
+            Ok(fn_service(move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+                let (ws, socketio) = (ws.clone(), socketio.clone());
+                async move {
+                    match socketio {
+                        Some(sio) if sio.owns(req.path()) => {
+                            if let Err(e) = sio.upgrade(req, framed).await {
+                                tracing::debug!(error = %e, "socket.io upgrade ended early");
+                            }
+                            Ok(())
+                        }
+                        _ => ws.call((req, framed)).await,
+                    }
+                }
+            }))
+        }
+    })
 }
 
 /// Binds a listening TCP socket (address reuse on, so a restart can bind at once).
@@ -322,6 +418,7 @@ struct Shutdown {
     dispatcher: Dispatcher,
     driver: Option<RedisDriver>,
     ingest: Option<Ingest>,
+    socketio: Option<SocketIoServer>,
 }
 
 impl Shutdown {
@@ -335,6 +432,10 @@ impl Shutdown {
         let window = Duration::from_secs(self.config.shutdown.drain_secs);
         shutdown::drain(&self.registry, window).await;
         shutdown::wait_closed(&self.registry, Duration::from_secs(5)).await;
+        if let Some(socketio) = &self.socketio {
+            // Sessions the drain closed linger in socketioxide until their transport ends.
+            socketio.close().await;
+        }
         if let Some(driver) = self.driver {
             // The sockets left the cluster one by one; give back the lease (and anything a
             // socket could not).

@@ -63,6 +63,9 @@ pub struct App {
     pub limits: Limits,
     /// Where this app's webhooks go (empty: none).
     pub webhooks: Vec<WebhookTarget>,
+    /// The app's channel authorization endpoint for socket.io subscriptions (`auth_host` +
+    /// `auth_endpoint`); `None`: private and presence channels are refused there.
+    pub auth_url: Option<String>,
 }
 
 /// One webhook receiver of an app, with the events and channels it wants. `Debug` shows

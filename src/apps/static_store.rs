@@ -51,6 +51,8 @@ impl From<&AppConfig> for App {
                     headers: w.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 })
                 .collect(),
+            auth_url: (!c.auth_host.is_empty())
+                .then(|| format!("{}{}", c.auth_host.trim_end_matches('/'), c.auth_endpoint)),
         }
     }
 }

@@ -6,12 +6,14 @@ mod error;
 mod file;
 mod load;
 mod path;
+mod socketio;
 mod validate;
 mod webhooks;
 
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{load, load_str};
+pub use socketio::SocketIoConfig;
 pub use validate::{Issue, parse_proxy, validate};
 pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub adapter: AdapterConfig,
     /// Laravel's `redis` broadcaster as an event source.
     pub ingest: IngestConfig,
+    /// Echo's socket.io connector (laravel-echo-server's protocol).
+    pub socketio: SocketIoConfig,
     /// Webhook batching and delivery.
     pub webhooks: WebhooksConfig,
     /// The apps this server serves (the static app store).
@@ -59,6 +63,7 @@ impl Default for Config {
             log: LogConfig::default(),
             adapter: AdapterConfig::default(),
             ingest: IngestConfig::default(),
+            socketio: SocketIoConfig::default(),
             webhooks: WebhooksConfig::default(),
             apps: vec![AppConfig::development()],
         }
@@ -384,6 +389,11 @@ pub struct AppConfig {
     pub max_connections: usize,
     /// Send `pusher_internal:subscription_count` on non-presence channels.
     pub subscription_count: bool,
+    /// Where socket.io subscriptions to private and presence channels are authorized
+    /// (laravel-echo-server's `authHost`, e.g. `http://127.0.0.1:8000`); empty: refused.
+    pub auth_host: String,
+    /// The path on `auth_host` (laravel-echo-server's `authEndpoint`).
+    pub auth_endpoint: String,
     /// Webhook targets (`[[apps.webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
     /// Size and count limits (`[apps.limits]`).
@@ -402,6 +412,8 @@ impl Default for AppConfig {
             user_authentication_timeout_secs: 30,
             max_connections: 0,
             subscription_count: false,
+            auth_host: String::new(),
+            auth_endpoint: "/broadcasting/auth".into(),
             webhooks: Vec::new(),
             limits: Limits::default(),
         }
@@ -420,6 +432,8 @@ impl fmt::Debug for AppConfig {
             user_authentication_timeout_secs,
             max_connections,
             subscription_count,
+            auth_host,
+            auth_endpoint,
             webhooks,
             limits,
         } = self;
@@ -433,6 +447,8 @@ impl fmt::Debug for AppConfig {
             .field("user_authentication_timeout_secs", user_authentication_timeout_secs)
             .field("max_connections", max_connections)
             .field("subscription_count", subscription_count)
+            .field("auth_host", &redacted_url(auth_host))
+            .field("auth_endpoint", auth_endpoint)
             .field("webhooks", webhooks)
             .field("limits", limits)
             .finish()

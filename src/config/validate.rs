@@ -37,7 +37,7 @@ impl fmt::Display for Issue {
 ///
 /// Every broken rule, in the order of the configuration's sections.
 pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
-    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, ingest, webhooks, apps } = cfg;
+    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, ingest, socketio, webhooks, apps } = cfg;
     let mut issues = Issues::default();
     check_server(server, metrics, &mut issues);
     check_websocket(websocket, &mut issues);
@@ -48,6 +48,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     check_log(log, &mut issues);
     check_adapter(adapter, &mut issues);
     check_ingest(ingest, adapter, apps, &mut issues);
+    for (key, message) in super::socketio::check(socketio, apps) {
+        issues.push(key, message);
+    }
     for (key, message) in super::webhooks::check_settings(webhooks) {
         issues.push(key, message);
     }
@@ -278,9 +281,17 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         user_authentication_timeout_secs,
         max_connections,
         subscription_count: _,
+        auth_host,
+        auth_endpoint,
         webhooks,
         limits,
     } = app;
+    if let Some(message) = super::socketio::check_auth_host(auth_host) {
+        issues.push(path::child_key(at, "auth_host"), message);
+    }
+    if !auth_endpoint.starts_with('/') || auth_endpoint.contains(['?', '#']) {
+        issues.push(path::child_key(at, "auth_endpoint"), "must be a path starting with / (no query)");
+    }
     for (index, target) in webhooks.iter().enumerate() {
         let here = path::child_index(&path::child_key(at, "webhooks"), index);
         for (field, message) in super::webhooks::check_target(target) {

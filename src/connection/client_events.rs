@@ -37,7 +37,8 @@ impl ClientEventError {
 }
 
 impl Connection {
-    pub(super) async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<ByteString>) {
+    /// Relays a `client-*` event (or refuses it: a `pusher:error` in `replies`, counted).
+    pub async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<ByteString>) {
         match self.check_client_event(&msg, now) {
             Ok((name, user_id)) => {
                 self.client_event_webhook(&msg, &name, user_id.as_deref());

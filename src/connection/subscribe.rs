@@ -1,5 +1,9 @@
 //! `pusher:subscribe` / `pusher:unsubscribe`: authorization, presence join/leave, cache replay.
 //! Must not write to the socket: replies go into the caller's buffer, broadcasts to the bus.
+//!
+//! Two ways in, one set of rules: a Pusher socket proves its right with a signature; a
+//! socket.io socket's transport asked the app's auth endpoint first (as laravel-echo-server
+//! does) and brings its answer as a `Grant::Endpoint`.
 
 use std::sync::Arc;
 
@@ -50,9 +54,47 @@ impl SubscribeError {
     }
 }
 
+/// How a subscription is authorized.
+enum Grant<'a> {
+    /// By the signature in `pusher:subscribe`.
+    Signed(&'a Subscribe),
+    /// By the app's auth endpoint, already asked: presence brings the member it answered.
+    Endpoint(Option<PresenceMember>),
+}
+
 impl Connection {
+    /// Subscribes to `channel` after the app's auth endpoint allowed it (the socket.io
+    /// transport's server-side authorization; public channels need no answer). A refusal is
+    /// counted and returned as its `subscription_error` status; nothing else is sent for it.
+    ///
+    /// # Errors
+    /// The refusal's status (400, 401, 4100 for limits, 503).
+    pub async fn subscribe_authorized(
+        &mut self,
+        channel: &str,
+        member: Option<PresenceMember>,
+        replies: &mut Vec<ByteString>,
+    ) -> Result<(), u16> {
+        self.try_subscribe(channel, Grant::Endpoint(member), replies).await.map_err(|e| {
+            let (kind, why) = e.kind();
+            tracing::debug!(reason = why.as_str(), error = %e, "subscription refused");
+            self.deps.metrics.reject(why);
+            kind.status()
+        })
+    }
+
+    /// Leaves `channel` if subscribed (the socket.io transport's `unsubscribe`).
+    pub async fn leave_channel(&mut self, channel: &str) {
+        self.unsubscribe(channel).await;
+    }
+
+    /// The channels this socket is subscribed to.
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
     pub(super) async fn subscribe(&mut self, req: Subscribe, replies: &mut Vec<ByteString>) {
-        if let Err(e) = self.try_subscribe(&req, replies).await {
+        if let Err(e) = self.try_subscribe(&req.channel, Grant::Signed(&req), replies).await {
             let (kind, why) = e.kind();
             let message = e.to_string();
             self.refuse(kind.error_code(), why, &message, replies);
@@ -62,15 +104,22 @@ impl Connection {
         }
     }
 
-    async fn try_subscribe(&mut self, req: &Subscribe, replies: &mut Vec<ByteString>) -> Result<(), SubscribeError> {
+    async fn try_subscribe(
+        &mut self,
+        channel: &str,
+        grant: Grant<'_>,
+        replies: &mut Vec<ByteString>,
+    ) -> Result<(), SubscribeError> {
         let limits = &self.me.app.limits;
-        let name =
-            ChannelName::parse(&req.channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
+        let name = ChannelName::parse(channel, limits.max_channel_name_len).map_err(|_| SubscribeError::BadName)?;
         let max = limits.max_subscriptions_per_connection;
         if self.channels.len() >= max && !self.channels.contains_key(name.as_str()) {
             return Err(SubscribeError::TooManyChannels(max));
         }
-        let member = self.authorize(&name, req)?;
+        let member = match grant {
+            Grant::Signed(req) => self.authorize(&name, req)?,
+            Grant::Endpoint(member) => Self::granted(&name, member)?,
+        };
         if name.kind() == ChannelKind::User {
             // Delivery to user channels follows the signin, not a channel roster.
             self.channels.insert(name.clone(), None);
@@ -147,6 +196,17 @@ impl Connection {
                 Some(u) if name.user_id() == Some(u.id.as_str()) => Ok(None),
                 Some(_) | None => Err(SubscribeError::NotThisUser),
             },
+        }
+    }
+
+    /// What an auth endpoint's answer allows: any private channel, a presence channel with the
+    /// member it named; never a user channel (socket.io sockets do not sign in).
+    fn granted(name: &ChannelName, member: Option<PresenceMember>) -> Result<Option<PresenceMember>, SubscribeError> {
+        match (name.kind(), member) {
+            (ChannelKind::Public | ChannelKind::Private | ChannelKind::PrivateEncrypted, _) => Ok(None),
+            (ChannelKind::Presence, Some(member)) => Ok(Some(member)),
+            (ChannelKind::Presence, None) => Err(SubscribeError::NotSignedIn),
+            (ChannelKind::User, _) => Err(SubscribeError::NotThisUser),
         }
     }
 

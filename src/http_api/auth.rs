@@ -189,6 +189,7 @@ mod tests {
             features: AppFeatures::default(),
             limits: Limits::default(),
             webhooks: Vec::new(),
+            auth_url: None,
         }
     }
 

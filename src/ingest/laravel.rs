@@ -17,7 +17,7 @@ pub(super) struct Broadcast {
     /// `event` and `data` (verbatim) for the cache channel store.
     pub(super) event: String,
     pub(super) data: String,
-    /// The socket to leave out (`toOthers()`), when it is a Pusher socket id.
+    /// The socket to leave out (`toOthers()`): a Pusher socket id, or a socket.io one's mapping.
     pub(super) except: Option<SocketId>,
 }
 
@@ -81,11 +81,11 @@ pub(super) fn parse(
     if channel.kind() == ChannelKind::User {
         return Err(Skip::Refused("user channels take sendToUser"));
     }
-    // A socket.io id or null: nobody to leave out among Pusher sockets.
+    // A Pusher socket id, or a socket.io one (Echo's socket.io connector), or null.
     let except = payload
         .socket
         .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
-        .and_then(|s| SocketId::parse(&s).ok());
+        .and_then(|s| SocketId::parse(&s).ok().or_else(|| SocketId::for_foreign(&s)));
     let frame = server_event::channel_event(&event, channel.as_str(), &data);
     Ok(Broadcast { channel, frame, event, data, except })
 }
@@ -118,7 +118,10 @@ mod tests {
             .unwrap();
         assert_eq!((b.channel.as_str(), b.except), ("orders", None));
         let sio = br#"{"event":"e","data":{},"socket":"kH3_2zKcZk0AAAAB"}"#;
-        assert_eq!(parse(b"orders", sio, "", "herald", &limits()).unwrap().except, None);
+        let except = parse(b"orders", sio, "", "herald", &limits()).unwrap().except;
+        assert_eq!(except, SocketId::for_foreign("kH3_2zKcZk0AAAAB"), "the socket.io socket's Herald id");
+        let empty = br#"{"event":"e","data":{},"socket":""}"#;
+        assert_eq!(parse(b"orders", empty, "", "herald", &limits()).unwrap().except, None);
     }
 
     #[test]

@@ -110,6 +110,7 @@ struct Inner {
     webhook_requests: IntCounterVec,
     webhook_events: IntCounterVec,
     ingest: IntCounterVec,
+    socketio_auth: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
     cluster: ClusterMetrics,
 }
@@ -220,6 +221,11 @@ impl Metrics {
                 "Laravel redis-broadcaster messages by outcome (delivered, malformed, refused, foreign)",
                 &["outcome"],
             ),
+            socketio_auth: counter(
+                "herald_socketio_auth_total",
+                "socket.io subscriptions sent to an app's auth endpoint, by outcome",
+                &["outcome"],
+            ),
             per_app: DashMap::new(),
         };
         let r = &inner.registry;
@@ -239,6 +245,7 @@ impl Metrics {
             Box::new(inner.webhook_requests.clone()),
             Box::new(inner.webhook_events.clone()),
             Box::new(inner.ingest.clone()),
+            Box::new(inner.socketio_auth.clone()),
         ];
         for c in collectors {
             // unwrap: each collector is registered once, with distinct names.
@@ -298,6 +305,11 @@ impl Metrics {
     /// traffic on a shared Redis).
     pub fn ingest(&self, outcome: &'static str) {
         self.inner.ingest.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one socket.io auth endpoint call by its outcome (`allowed`, `denied`, …).
+    pub fn socketio_auth(&self, outcome: &'static str) {
+        self.inner.socketio_auth.with_label_values(&[outcome]).inc();
     }
 
     /// Counts one REST API request and its duration.

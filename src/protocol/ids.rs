@@ -24,6 +24,19 @@ impl SocketId {
         if is_valid_socket_id(s) { Ok(Self(s.into())) } else { Err(ProtocolError::BadSocketId) }
     }
 
+    /// The Pusher-format id of a socket known to its client by another id (a socket.io
+    /// socket's Engine.IO id, which Laravel gets back as `X-Socket-ID`): the same on every
+    /// node, so a broadcast naming that id leaves the socket out wherever it is read.
+    /// `None` for an empty or overlong id (at most 64 bytes).
+    pub fn for_foreign(id: &str) -> Option<Self> {
+        if id.is_empty() || id.len() > 64 {
+            return None;
+        }
+        // FNV-1a (stable across builds and nodes, unlike std's hasher), split in two.
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        Some(Self::from_parts(hash >> 32, hash & 0xffff_ffff))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -54,6 +67,11 @@ mod tests {
     #[test]
     fn format() {
         assert_eq!(SocketId::from_parts(123, 456).as_str(), "123.456");
+        let sio = SocketId::for_foreign("gorm5kHZb-IyHRbK").expect("mapped");
+        assert!(is_valid_socket_id(sio.as_str()));
+        assert_eq!(Some(sio.clone()), SocketId::for_foreign("gorm5kHZb-IyHRbK"), "stable");
+        assert_ne!(Some(sio), SocketId::for_foreign("gorm5kHZb-IyHRbL"));
+        assert_eq!(SocketId::for_foreign(""), None);
         for ok in ["1.2", "123456.7890123", "0.0"] {
             assert!(SocketId::parse(ok).is_ok(), "{ok}");
         }

@@ -1,0 +1,365 @@
+//! One socket.io socket: laravel-echo-server's events in (`subscribe`, `unsubscribe`,
+//! `client event`), Herald's frames out as `(event, channel, data)`.
+//! Must not decide channel outcomes: `Connection` does, exactly as for a Pusher socket.
+//!
+//! socketioxide calls a handler per event, each in a task of its own; handlers only queue the
+//! event (bounded: a client that outruns it is a flood), and this one task handles them in
+//! order, so a `subscribe` is done before the `client event` sent after it. An auth endpoint
+//! call runs beside the socket's deliveries, never in front of them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use serde_json::Value;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::{SendError, SocketError, TransportType};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::SocketIoServer;
+use super::auth::{self, Denied};
+use super::http::ClientIp;
+use super::stream::KillSwitch;
+use super::translate::Rosters;
+use crate::admission::{Permit, Refused};
+use crate::apps::App;
+use crate::connection::Connection;
+use crate::metrics::Rejection;
+use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ErrorCode, PresenceMember, SocketId};
+use crate::rate_limit::{InboundBudget, Verdict};
+use crate::registry::{Next, OutboundRx, outbound};
+
+/// Events queued between socketioxide's handlers and the session; a client that fills it is
+/// flooding (the inbound budget refuses well before a well-behaved client gets here).
+const INBOUND_QUEUE: usize = 64;
+
+/// One event a client sent, not yet handled.
+enum Inbound {
+    Subscribe(Value),
+    Unsubscribe(Value),
+    ClientEvent(Value),
+    /// A payload that is not JSON of any shape.
+    Malformed,
+}
+
+/// A subscription waiting for the app's auth endpoint.
+type Pending = Pin<Box<dyn Future<Output = (String, Result<Option<PresenceMember>, Denied>)> + Send>>;
+
+/// How the session ended.
+enum End {
+    /// The client left (or socketioxide closed the socket).
+    Gone,
+    /// The server closes it with this Pusher code's meaning (reconnect or not).
+    Close(ErrorCode),
+}
+
+/// Runs one socket from its socket.io connect to its end.
+pub(super) async fn run(server: SocketIoServer, s: SocketRef) {
+    let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let gone = CancellationToken::new();
+    let flooded = CancellationToken::new();
+    forward(&s, "subscribe", Inbound::Subscribe, &tx, &flooded);
+    forward(&s, "unsubscribe", Inbound::Unsubscribe, &tx, &flooded);
+    forward(&s, "client event", Inbound::ClientEvent, &tx, &flooded);
+    let on_gone = gone.clone();
+    s.on_disconnect(move || {
+        on_gone.cancel();
+        async {}
+    });
+    let sid = s.id.to_string();
+    let switch = s.req_parts().extensions.get::<KillSwitch>().cloned().unwrap_or_default();
+    server.shared.switches.insert(sid.clone(), switch.clone());
+    match open(&server, &s, &sid).await {
+        Ok((conn, rx, app, permit)) => {
+            let cookie = s.req_parts().headers.get(http::header::COOKIE).map(|c| c.as_bytes().to_vec());
+            let budget = InboundBudget::new(server.deps.settings.inbound, Instant::now());
+            let session = Session {
+                server: server.clone(),
+                s: s.clone(),
+                conn,
+                app,
+                cookie,
+                budget,
+                rosters: Rosters::default(),
+            };
+            let end = session.run(rx, inbound, &gone, &flooded).await;
+            if let End::Close(code) = end {
+                close(&server, &s, &sid, &switch, code);
+            }
+            drop(permit);
+        }
+        Err(code) => close(&server, &s, &sid, &switch, code),
+    }
+    server.shared.switches.remove(&sid);
+}
+
+/// Queues one kind of client event for the session.
+fn forward(
+    s: &SocketRef,
+    event: &'static str,
+    kind: fn(Value) -> Inbound,
+    tx: &mpsc::Sender<Inbound>,
+    flooded: &CancellationToken,
+) {
+    let (tx, flooded) = (tx.clone(), flooded.clone());
+    s.on(event, move |TryData(data): TryData<Value>| {
+        let msg = data.map_or(Inbound::Malformed, kind);
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+            flooded.cancel();
+        }
+        async {}
+    });
+}
+
+/// Admits the socket: node admission, the app, its connection slot. A refusal is counted and
+/// returned as the code whose meaning the close takes (reconnect later, or not at all).
+async fn open(
+    server: &SocketIoServer,
+    s: &SocketRef,
+    sid: &str,
+) -> Result<(Connection, OutboundRx, Arc<App>, Permit), ErrorCode> {
+    let deps = &server.deps;
+    let metrics = &deps.conn.metrics;
+    let refuse = |why: Rejection, code: ErrorCode| {
+        metrics.reject(why);
+        tracing::debug!(reason = why.as_str(), "socket.io connection refused");
+        code
+    };
+    if deps.health.is_draining() {
+        return Err(refuse(Rejection::Draining, ErrorCode::ReconnectImmediately));
+    }
+    let ip = s.req_parts().extensions.get::<ClientIp>().map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0);
+    let permit = deps.admission.admit(ip, Instant::now()).map_err(|refused| match refused {
+        Refused::NodeFull => refuse(Rejection::NodeFull, ErrorCode::OverCapacity),
+        Refused::TooFast => refuse(Rejection::ConnectRate, ErrorCode::OverCapacity),
+        Refused::AddressFull => refuse(Rejection::AddressLimit, ErrorCode::OverCapacity),
+    })?;
+    let app = match deps.apps.find_by_id(&deps.settings.app_id).await {
+        Ok(Some(app)) if app.enabled => app,
+        Ok(Some(_)) => return Err(refuse(Rejection::AppDisabled, ErrorCode::AppDisabled)),
+        Ok(None) => return Err(refuse(Rejection::UnknownApp, ErrorCode::AppNotFound)),
+        Err(e) => {
+            tracing::warn!(error = %e, "app store unavailable");
+            return Err(refuse(Rejection::UnknownApp, ErrorCode::OverCapacity));
+        }
+    };
+    let socket_id =
+        SocketId::for_foreign(sid).ok_or_else(|| refuse(Rejection::BadProtocol, ErrorCode::Unauthorized))?;
+    let (tx, rx) = outbound(socket_id, deps.settings.outbound_queue_frames);
+    let ns = deps.registry.namespace(&app.id);
+    match deps.conn.cluster.state.connect(&ns, &tx, app.max_connections).await {
+        Ok(true) => {}
+        Ok(false) => return Err(refuse(Rejection::OverQuota, ErrorCode::OverConnectionQuota)),
+        Err(e) => {
+            tracing::warn!(error = %e, "connection slot unavailable");
+            return Err(refuse(Rejection::ClusterUnavailable, ErrorCode::OverCapacity));
+        }
+    }
+    let conn = Connection::new(app.clone(), ns, tx, deps.conn.clone(), Instant::now());
+    tracing::debug!(socket_id = %conn.socket_id(), sio = sid, "socket.io socket connected");
+    Ok((conn, rx, app, permit))
+}
+
+/// Ends a socket the server closes: codes 4000–4099 mean "do not reconnect" (a socket.io
+/// DISCONNECT), the others "reconnect" (the transport is cut, which clients reconnect after).
+fn close(server: &SocketIoServer, s: &SocketRef, sid: &str, switch: &KillSwitch, code: ErrorCode) {
+    if code.code() < 4100 {
+        let _ = s.clone().disconnect();
+        return;
+    }
+    match s.transport_type() {
+        TransportType::Websocket => switch.kill(),
+        TransportType::Polling => {
+            server.mark_closed_poll(sid.to_owned());
+            // Answers the long poll the client has waiting, so its next one learns the news.
+            let _ = s.emit("herald:reconnect", &code.code());
+        }
+    }
+}
+
+struct Session {
+    server: SocketIoServer,
+    s: SocketRef,
+    conn: Connection,
+    app: Arc<App>,
+    cookie: Option<Vec<u8>>,
+    budget: InboundBudget,
+    rosters: Rosters,
+}
+
+impl Session {
+    async fn run(
+        mut self,
+        mut rx: OutboundRx,
+        mut inbound: mpsc::Receiver<Inbound>,
+        gone: &CancellationToken,
+        flooded: &CancellationToken,
+    ) -> End {
+        let mut pending: Option<Pending> = None;
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = gone.cancelled() => break End::Gone,
+                () = flooded.cancelled() => {
+                    self.server.deps.conn.metrics.reject(Rejection::InboundFlood);
+                    break End::Close(ErrorCode::OverCapacity);
+                }
+                next = rx.next() => match next {
+                    Next::Frame(frame) => {
+                        if !self.emit_frame(&frame) {
+                            break End::Close(ErrorCode::OverCapacity);
+                        }
+                    }
+                    Next::Close(code) => break End::Close(code),
+                    Next::Ended => break End::Gone,
+                },
+                (channel, answer) = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                    pending = None;
+                    self.subscribed(&channel, answer).await;
+                }
+                msg = inbound.recv(), if pending.is_none() => match msg {
+                    Some(msg) => match self.handle(msg).await {
+                        Ok(Some(call)) => pending = Some(call),
+                        Ok(None) => {}
+                        Err(end) => break end,
+                    },
+                    None => break End::Gone,
+                },
+            }
+        };
+        self.conn.close().await;
+        end
+    }
+
+    /// Emits one Herald frame in laravel-echo-server's shape; false when the socket's own
+    /// queue is full (a slow consumer).
+    fn emit_frame(&mut self, frame: &str) -> bool {
+        let Some(e) = self.rosters.translate(frame) else { return true };
+        self.emit(&e.event, &(e.channel.as_str(), &*e.data))
+    }
+
+    fn emit<T: serde::Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
+        match self.s.emit(event, data) {
+            Ok(()) => {
+                self.conn.metrics().messages_out.inc();
+                true
+            }
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                self.conn.metrics().slow_consumers.inc();
+                false
+            }
+            // Closed, or a value that does not encode: nothing to send it to or nothing to send.
+            Err(_) => true,
+        }
+    }
+
+    /// Handles one client event; a subscription that needs the auth endpoint comes back as
+    /// the call to wait for.
+    async fn handle(&mut self, msg: Inbound) -> Result<Option<Pending>, End> {
+        self.conn.metrics().messages_in.inc();
+        match self.budget.check(Instant::now()) {
+            Verdict::Admit => {}
+            Verdict::Refuse => {
+                self.server.deps.conn.metrics.reject(Rejection::InboundRateLimited);
+                return Ok(None);
+            }
+            Verdict::Close => {
+                self.server.deps.conn.metrics.reject(Rejection::InboundFlood);
+                return Err(End::Close(ErrorCode::OverCapacity));
+            }
+        }
+        let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        match msg {
+            Inbound::Subscribe(v) => match field(&v, "channel") {
+                Some(channel) => return Ok(self.subscribe(channel, &v).await),
+                None => self.malformed(),
+            },
+            Inbound::Unsubscribe(v) => match field(&v, "channel") {
+                Some(channel) => {
+                    self.conn.leave_channel(&channel).await;
+                    self.rosters.forget(&channel);
+                }
+                None => self.malformed(),
+            },
+            Inbound::ClientEvent(mut v) => match (field(&v, "channel"), field(&v, "event")) {
+                (Some(channel), Some(event)) => {
+                    self.client_event(channel, event, v.get_mut("data").map(Value::take)).await
+                }
+                _ => self.malformed(),
+            },
+            Inbound::Malformed => self.malformed(),
+        }
+        Ok(None)
+    }
+
+    fn malformed(&self) {
+        tracing::debug!("malformed socket.io event");
+        self.server.deps.conn.metrics.reject(Rejection::MalformedMessage);
+    }
+
+    /// Public channels (and ones already held) subscribe at once; private and presence ones
+    /// ask the app first.
+    async fn subscribe(&mut self, channel: String, v: &Value) -> Option<Pending> {
+        let limits = &self.app.limits;
+        let kind = ChannelName::parse(&channel, limits.max_channel_name_len).ok().map(|n| n.kind());
+        let needs_auth =
+            matches!(kind, Some(ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence));
+        if !needs_auth || self.conn.is_subscribed(&channel) {
+            self.subscribed(&channel, Ok(None)).await;
+            return None;
+        }
+        let headers = v.get("auth").and_then(|a| a.get("headers"));
+        let req = auth::Request {
+            url: self.app.auth_url.clone(),
+            channel: channel.clone(),
+            socket_id: self.conn.socket_id().to_string(),
+            headers: auth::forwarded_headers(headers, self.cookie.as_deref()),
+            presence: kind == Some(ChannelKind::Presence),
+            limits: limits.clone(),
+        };
+        let authorizer = self.server.shared.auth.clone();
+        Some(Box::pin(async move { (channel, authorizer.authorize(req).await) }))
+    }
+
+    /// Subscribes once authorized, or says why not: `subscription_error(channel, status)`.
+    async fn subscribed(&mut self, channel: &str, answer: Result<Option<PresenceMember>, Denied>) {
+        let metrics = &self.server.deps.conn.metrics;
+        let member = match answer {
+            Ok(member) => member,
+            Err(denied) => {
+                tracing::debug!(%channel, error = %denied, "socket.io subscription not authorized");
+                metrics.socketio_auth(denied.outcome());
+                metrics.reject(Rejection::SubscriptionRefused);
+                self.emit("subscription_error", &(channel, denied.status()));
+                return;
+            }
+        };
+        if member.is_some() || channel.starts_with("private-") {
+            metrics.socketio_auth("allowed");
+        }
+        let mut replies: Vec<ByteString> = Vec::new();
+        let res = self.conn.subscribe_authorized(channel, member, &mut replies).await;
+        for frame in &replies {
+            self.emit_frame(frame);
+        }
+        if let Err(status) = res {
+            self.emit("subscription_error", &(channel, status));
+        }
+    }
+
+    async fn client_event(&mut self, channel: String, event: String, data: Option<Value>) {
+        if !event.starts_with("client-") {
+            tracing::debug!(%event, "socket.io client event without the client- prefix");
+            self.server.deps.conn.metrics.reject(Rejection::ClientEventRefused);
+            return;
+        }
+        let data = data.and_then(|d| serde_json::value::to_raw_value(&d).ok());
+        let msg = ClientMessage { event, channel, data };
+        // A refusal is counted by `Connection`; laravel-echo-server's protocol has no answer.
+        let mut replies = Vec::new();
+        self.conn.client_event(msg, Instant::now(), &mut replies).await;
+    }
+}
