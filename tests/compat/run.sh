@@ -148,7 +148,8 @@ run_browser "compat-browser"
 # node, so each test's clients, backend calls and webhooks are spread over the cluster.
 if command -v redis-server >/dev/null 2>&1; then
   export COMPAT_CLUSTER=3
-  run_node "compat-node-cluster" node/echo.test.js node/rejections.test.js node/rest.test.js node/webhooks.test.js
+  run_node "compat-node-cluster" node/echo.test.js node/rejections.test.js node/rest.test.js node/webhooks.test.js \
+    node/socketio.test.js
   run_python "compat-python-cluster"
   run_browser "compat-browser-cluster"
   unset COMPAT_CLUSTER

@@ -35,6 +35,9 @@ const STATIC = {
   '/vendor/echo.iife.js': ['node_modules/laravel-echo/dist/echo.iife.js', 'text/javascript'],
   '/page/index.html': ['browser/page/index.html', 'text/html; charset=utf-8'],
   '/page/app.js': ['browser/page/app.js', 'text/javascript'],
+  '/vendor/socket.io.js': ['node_modules/socket.io-client/dist/socket.io.min.js', 'text/javascript'],
+  '/page/sio.html': ['browser/page/sio.html', 'text/html; charset=utf-8'],
+  '/page/sio.js': ['browser/page/sio.js', 'text/javascript'],
 };
 
 /** A Node SDK client for the app, pointed at Herald (the Laravel app's `pusher` connection). */

@@ -61,7 +61,8 @@ function tomlTable(header, obj) {
 }
 
 /**
- * Renders a herald.toml. `server`, `websocket`, `webhooks` and `adapter` add keys to those tables.
+ * Renders a herald.toml. `server`, `websocket`, `webhooks`, `adapter`, `ingest` and `socketio`
+ * add keys to those tables.
  * `apps` is a list of app objects as in APPS, each optionally with
  * `limits` (an [apps.limits] table) and `webhooks` (a list of [[apps.webhooks]] tables).
  */
@@ -71,6 +72,8 @@ export function renderConfig({
   websocket = {},
   webhooks = {},
   adapter = {},
+  ingest = {},
+  socketio = {},
   apps = Object.values(APPS),
 } = {}) {
   const parts = [
@@ -81,6 +84,8 @@ export function renderConfig({
     tomlTable('[websocket]', websocket),
     tomlTable('[webhooks]', webhooks),
     tomlTable('[adapter]', adapter),
+    tomlTable('[ingest]', ingest),
+    tomlTable('[socketio]', socketio),
   ];
   for (const app of apps) {
     const { limits, webhooks: hooks, ...keys } = app;
