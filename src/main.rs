@@ -15,6 +15,9 @@ struct Cli {
     /// TOML configuration file (defaults to the built-in development setup).
     #[arg(long, short, global = true, env = "HERALD_CONFIG")]
     config: Option<PathBuf>,
+    /// Start from an existing laravel-echo-server.json instead (see `convert-echo-config`).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    laravel_echo_server: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -28,13 +31,67 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the herald.toml equivalent of a laravel-echo-server.json (what is not taken over
+    /// is listed as comments and on stderr).
+    ConvertEchoConfig {
+        /// The laravel-echo-server.json to convert.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig { file } => check_config(&file),
-        Command::Serve => serve(cli.config.as_deref()),
+        Command::ConvertEchoConfig { file } => match read_echo_config(&file) {
+            Ok(converted) => {
+                print!("{}", converted.toml);
+                for line in converted.blocking.iter().chain(&converted.notes) {
+                    eprintln!("not converted: {line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve => match &cli.laravel_echo_server {
+            Some(file) => serve_echo_config(file),
+            None => serve(cli.config.as_deref()),
+        },
+    }
+}
+
+fn read_echo_config(file: &std::path::Path) -> Result<config::Converted, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    config::convert_echo_server(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// `herald --laravel-echo-server FILE`: the converted file, loaded as a config file would be.
+fn serve_echo_config(file: &std::path::Path) -> ExitCode {
+    let converted = match read_echo_config(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !converted.blocking.is_empty() {
+        for line in &converted.blocking {
+            eprintln!("{}: cannot serve {line}", file.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    for line in &converted.notes {
+        eprintln!("{}: not taken over: {line}", file.display());
+    }
+    match config::load_str(&converted.toml, env_vars()) {
+        Ok(cfg) => run(cfg),
+        Err(e) => {
+            eprintln!("{}: the converted configuration is invalid:\n{e}", file.display());
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -55,13 +112,16 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 }
 
 fn serve(file: Option<&std::path::Path>) -> ExitCode {
-    let cfg = match config::load(file, env_vars()) {
-        Ok(cfg) => cfg,
+    match config::load(file, env_vars()) {
+        Ok(cfg) => run(cfg),
         Err(e) => {
             eprintln!("invalid configuration:\n{e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+fn run(cfg: Config) -> ExitCode {
     init_tracing(&cfg);
     warn_development(&cfg);
     raise_file_limit();

@@ -82,3 +82,71 @@ fn check_config_refuses_numbers_above_their_maximum() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("websocket.pong_timeout_secs: must be at most 3600"), "{err}");
 }
+
+#[test]
+fn convert_echo_config_prints_a_valid_herald_toml() {
+    let json = r#"{"authHost": "http://127.0.0.1:8000", "clients": [{"appId": "abc", "key": "k123"}],
+        "database": "redis", "databaseConfig": {"redis": {"port": "6380", "keyPrefix": "laravel_database_"}},
+        "devMode": false, "host": null, "port": "6002", "protocol": "http"}"#;
+    let p = write("laravel-echo-server.json", json);
+    let out = herald().args(["convert-echo-config", p.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(toml.contains("port = 6002") && toml.contains("auth_host = \"http://127.0.0.1:8000\""), "{toml}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP API"), "what is not taken over is said");
+    let converted = write("converted.toml", &toml);
+    let check = herald().args(["check-config", converted.to_str().unwrap()]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn laravel_echo_server_over_https_is_refused_not_served_over_http() {
+    let p = write("https.json", r#"{"protocol": "https", "sslCertPath": "/c.pem", "sslKeyPath": "/k.pem"}"#);
+    let out = herald().args(["--laravel-echo-server", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("https") && err.contains("TLS"), "{err}");
+    let bad = write("bad.json", "[1, 2]");
+    let out = herald().args(["convert-echo-config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn laravel_echo_server_json_starts_a_socketio_server() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let json = r#"{"authHost": "http://127.0.0.1:8000", "clients": [{"appId": "abc", "key": "k123"}],
+        "host": "127.0.0.1", "port": 0, "protocol": "http", "subscribers": {"http": false, "redis": false}}"#;
+    let p = write("start.json", json);
+    let mut child = herald()
+        .args(["--laravel-echo-server", p.to_str().unwrap()])
+        .env("HERALD_METRICS__PORT", "0")
+        .env("HERALD_METRICS__HOST", "127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _running = Running(child);
+    let mut lines = BufReader::new(stderr).lines();
+    // The process prints until it listens (or exits, which ends the lines and fails the test).
+    let listening = lines.by_ref().map_while(Result::ok).find(|l| l.contains("herald listening")).expect("listening");
+    std::thread::spawn(move || for _ in lines {});
+    let addr = listening.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().trim_matches('"').to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(s, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"0{"sid":""#), "an Engine.IO open packet: {answer}");
+}

@@ -1,6 +1,7 @@
 //! The typed configuration tree: plain data with the built-in defaults.
 //! Must not read files or the environment itself; `load` does that, `validate` checks it.
 
+mod echo_server;
 mod env;
 mod error;
 mod file;
@@ -10,6 +11,7 @@ mod socketio;
 mod validate;
 mod webhooks;
 
+pub use echo_server::{Converted, convert as convert_echo_server};
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{load, load_str};
