@@ -88,7 +88,7 @@ impl Connection {
         self.unsubscribe(channel).await;
     }
 
-    /// The channels this socket is subscribed to.
+    /// Whether this socket is subscribed to `channel`.
     pub fn is_subscribed(&self, channel: &str) -> bool {
         self.channels.contains_key(channel)
     }

@@ -307,7 +307,11 @@ impl Session {
         let kind = ChannelName::parse(&channel, limits.max_channel_name_len).ok().map(|n| n.kind());
         let needs_auth =
             matches!(kind, Some(ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence));
-        if !needs_auth || self.conn.is_subscribed(&channel) {
+        if self.conn.is_subscribed(&channel) {
+            // Already held (socket.io's join is idempotent): nothing to ask, nothing to send.
+            return None;
+        }
+        if !needs_auth {
             self.subscribed(&channel, Ok(None)).await;
             return None;
         }

@@ -218,6 +218,8 @@ test('presence: one roster across protocols and nodes, exact per user (Ann in tw
     .joining((m) => annSioJoining.push(m))
     .leaving((m) => annSioLeaving.push(m));
   assert.deepEqual(await annSioHere.wait(), [ann]);
+  // A repeated subscribe (a client that re-sends it) changes nothing and is not refused.
+  annSio.socket.emit('subscribe', { channel, auth: { headers: { 'X-CSRF-TOKEN': 'compat-csrf-token' } } });
 
   // Ann's second tab: Echo on pusher-js, on the other node. One user, one member.
   const annPusher = pusherEcho(1, 1);
@@ -247,6 +249,10 @@ test('presence: one roster across protocols and nodes, exact per user (Ann in tw
   assert.deepEqual(users.users.map((u) => u.id).sort(), ['1', '2']);
   const info = await (await sdk.get({ path: `/channels/${channel}`, params: { info: 'user_count' } })).json();
   assert.equal(info.user_count, 2);
+
+  await laravelMarker(channel, [annSio.probe]);
+  assert.deepEqual(annSio.probe.of('subscription_error'), []);
+  assert.equal(annSioHere.items.length, 1);
 
   // Ann closes her socket.io tab: she is still here (pusher tab), nobody sees her leave.
   annSio.echo.disconnect();
