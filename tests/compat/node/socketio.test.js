@@ -31,7 +31,7 @@ before(async () => {
   auth = await startLaravelAuth();
   backend = await startBackend({ app: APP });
   const options = {
-    apps: [{ ...APP, auth_host: auth.url }],
+    apps: [{ ...APP, auth_host: auth.url, webhooks: [{ url: `${backend.url}/webhook`, events: ['member_added'] }] }],
     socketio: { enabled: true, auth_timeout_ms: 1500, max_payload_bytes: 20000 },
     ingest: { enabled: true, redis_url: laravelRedis.url },
   };
@@ -218,6 +218,11 @@ test('presence: one roster across protocols and nodes, exact per user (Ann in tw
     .joining((m) => annSioJoining.push(m))
     .leaving((m) => annSioLeaving.push(m));
   assert.deepEqual(await annSioHere.wait(), [ann]);
+  // The app's webhooks hear of a socket.io member as of any other.
+  const hook = await backend.waitForWebhook((h) =>
+    h.body.events.some((e) => e.name === 'member_added' && e.channel === channel && e.user_id === '1'),
+  );
+  assert.ok(hook.headers['x-pusher-signature']);
   // A repeated subscribe (a client that re-sends it) changes nothing and is not refused.
   annSio.socket.emit('subscribe', { channel, auth: { headers: { 'X-CSRF-TOKEN': 'compat-csrf-token' } } });
 
