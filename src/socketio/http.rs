@@ -13,6 +13,7 @@ use actix_http::body::BodySize;
 use actix_http::h1::{Codec, Message};
 use actix_http::{ConnectionType, Request, Response, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::BytesMut;
 use futures_util::SinkExt;
 use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
@@ -124,7 +125,10 @@ impl SocketIoServer {
         framed.send(Message::Item((accept, BodySize::None))).await?;
         let parts = framed.into_parts();
         let _ = parts.io.set_nodelay(true);
-        let stream = Killable { pre: parts.read_buf, io: parts.io, switch };
+        // actix's read buffer has kilobytes of capacity and is nearly always empty by now: keep
+        // only what it holds, so an idle socket does not carry it.
+        let pre = if parts.read_buf.is_empty() { BytesMut::new() } else { BytesMut::from(&parts.read_buf[..]) };
+        let stream = Killable { pre, io: parts.io, switch };
         if let Err(e) = self.svc.clone().call((stream, hreq)).await {
             tracing::debug!(error = %e, "socket.io upgrade refused after the 101");
         }

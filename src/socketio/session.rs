@@ -7,15 +7,16 @@
 //! order, so a `subscribe` is done before the `client event` sent after it. An auth endpoint
 //! call runs beside the socket's deliveries, never in front of them.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytestring::ByteString;
 use serde_json::Value;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::{SendError, SocketError, TransportType};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,49 @@ use crate::registry::{Next, OutboundRx, outbound};
 /// Events queued between socketioxide's handlers and the session; a client that fills it is
 /// flooding (the inbound budget refuses well before a well-behaved client gets here).
 const INBOUND_QUEUE: usize = 64;
+
+/// The events socketioxide's handlers queue for the session. Hand-written rather than a tokio
+/// channel for the same reason as `registry::Outbound`: a channel allocates its first block
+/// up front (1.5 KB here), this queue only while events wait.
+#[derive(Default)]
+struct InboundQueue {
+    events: Mutex<VecDeque<Inbound>>,
+    ready: Notify,
+}
+
+impl InboundQueue {
+    /// Queues an event; false when the queue is full (the client is flooding).
+    fn push(&self, event: Inbound) -> bool {
+        {
+            let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if events.len() >= INBOUND_QUEUE {
+                return false;
+            }
+            events.push_back(event);
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next event, waiting for one. `notify_one` keeps a permit when nobody waits, so an
+    /// event queued between the check and the wait is not missed.
+    async fn next(&self) -> Inbound {
+        loop {
+            let next = {
+                let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let next = events.pop_front();
+                if events.is_empty() && events.capacity() > 8 {
+                    *events = VecDeque::new();
+                }
+                next
+            };
+            if let Some(event) = next {
+                return event;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
 
 /// One event a client sent, not yet handled.
 enum Inbound {
@@ -58,12 +102,12 @@ enum End {
 
 /// Runs one socket from its socket.io connect to its end.
 pub(super) async fn run(server: SocketIoServer, s: SocketRef) {
-    let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let inbound = Arc::new(InboundQueue::default());
     let gone = CancellationToken::new();
     let flooded = CancellationToken::new();
-    forward(&s, "subscribe", Inbound::Subscribe, &tx, &flooded);
-    forward(&s, "unsubscribe", Inbound::Unsubscribe, &tx, &flooded);
-    forward(&s, "client event", Inbound::ClientEvent, &tx, &flooded);
+    forward(&s, "subscribe", Inbound::Subscribe, &inbound, &flooded);
+    forward(&s, "unsubscribe", Inbound::Unsubscribe, &inbound, &flooded);
+    forward(&s, "client event", Inbound::ClientEvent, &inbound, &flooded);
     let on_gone = gone.clone();
     s.on_disconnect(move || {
         on_gone.cancel();
@@ -72,7 +116,7 @@ pub(super) async fn run(server: SocketIoServer, s: SocketRef) {
     let sid = s.id.to_string();
     let switch = s.req_parts().extensions.get::<KillSwitch>().cloned().unwrap_or_default();
     server.shared.switches.insert(sid.clone(), switch.clone());
-    match open(&server, &s, &sid).await {
+    match Box::pin(open(&server, &s, &sid)).await {
         Ok((conn, rx, app, permit)) => {
             let cookie = s.req_parts().headers.get(http::header::COOKIE).map(|c| c.as_bytes().to_vec());
             let budget = InboundBudget::new(server.deps.settings.inbound, Instant::now());
@@ -85,7 +129,7 @@ pub(super) async fn run(server: SocketIoServer, s: SocketRef) {
                 budget,
                 rosters: Rosters::default(),
             };
-            let end = session.run(rx, inbound, &gone, &flooded).await;
+            let end = Box::pin(session.run(rx, inbound, &gone, &flooded)).await;
             if let End::Close(code) = end {
                 close(&server, &s, &sid, &switch, code);
             }
@@ -101,13 +145,12 @@ fn forward(
     s: &SocketRef,
     event: &'static str,
     kind: fn(Value) -> Inbound,
-    tx: &mpsc::Sender<Inbound>,
+    queue: &Arc<InboundQueue>,
     flooded: &CancellationToken,
 ) {
-    let (tx, flooded) = (tx.clone(), flooded.clone());
+    let (queue, flooded) = (queue.clone(), flooded.clone());
     s.on(event, move |TryData(data): TryData<Value>| {
-        let msg = data.map_or(Inbound::Malformed, kind);
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+        if !queue.push(data.map_or(Inbound::Malformed, kind)) {
             flooded.cancel();
         }
         async {}
@@ -194,7 +237,7 @@ impl Session {
     async fn run(
         mut self,
         mut rx: OutboundRx,
-        mut inbound: mpsc::Receiver<Inbound>,
+        inbound: Arc<InboundQueue>,
         gone: &CancellationToken,
         flooded: &CancellationToken,
     ) -> End {
@@ -218,19 +261,18 @@ impl Session {
                 },
                 (channel, answer) = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                     pending = None;
-                    self.subscribed(&channel, answer).await;
+                    Box::pin(self.subscribed(&channel, answer)).await;
                 }
-                msg = inbound.recv(), if pending.is_none() => match msg {
-                    Some(msg) => match self.handle(msg).await {
-                        Ok(Some(call)) => pending = Some(call),
-                        Ok(None) => {}
-                        Err(end) => break end,
-                    },
-                    None => break End::Gone,
+                // Boxed, like every wait but the loop's own: the task's size is what each idle
+                // socket costs, and handling is rare next to waiting.
+                msg = inbound.next(), if pending.is_none() => match Box::pin(self.handle(msg)).await {
+                    Ok(Some(call)) => pending = Some(call),
+                    Ok(None) => {}
+                    Err(end) => break end,
                 },
             }
         };
-        self.conn.close().await;
+        Box::pin(self.conn.close()).await;
         end
     }
 
