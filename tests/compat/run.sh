@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real-client compatibility suite: drives a real Herald binary with pusher-js 8, Laravel
-# Echo 2, the `pusher` Node SDK 5, the Python `pusher` SDK and headless Chromium, first
+# Echo 2 (pusher and socket.io connectors), socket.io-client 4 and 2, the `pusher` Node SDK 5,
+# the Python `pusher` SDK, headless Chromium and Laravel's RedisBroadcaster (php), first
 # against one node, then against a 3-node cluster (redis driver, a redis-server of its own)
 # behind a round-robin TCP proxy (COMPAT_CLUSTER=3; the files that test one node's own
 # limits and restarts run once).
