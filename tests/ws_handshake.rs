@@ -144,3 +144,31 @@ async fn client_close_is_answered_with_a_close_frame() {
     c.close().await;
     assert_eq!(c.expect_close().await, Some(1000));
 }
+
+#[tokio::test]
+async fn pages_from_origins_the_app_does_not_allow_are_refused_with_4009() {
+    let mut cfg = config();
+    cfg.apps[0].allowed_origins = vec!["https://app.example.com".into(), "https://*.example.org".into()];
+    let s = TestServer::start(cfg).await;
+    for allowed in ["https://app.example.com", "https://shop.example.org", "https://APP.example.com:443"] {
+        s.connect_from(KEY, allowed).await.established().await;
+    }
+    for refused in ["https://evil.example.net", "http://app.example.com", "https://example.org", "null"] {
+        let mut c = s.connect_from(KEY, refused).await;
+        let message = c.expect_error(Some(4009)).await;
+        assert!(message.contains("Origin"), "{refused}: {message}");
+        assert_eq!(c.expect_close().await, Some(4009), "{refused}");
+    }
+    // Non-browser clients send no Origin: allowed unless the app requires one.
+    s.connect(KEY).await;
+    assert!(s.metrics().await.contains(r#"herald_rejected_total{reason="origin_not_allowed"} 4"#));
+    s.stop().await;
+
+    let mut cfg = config();
+    cfg.apps[0].allowed_origins = vec!["https://app.example.com".into()];
+    cfg.apps[0].require_origin = true;
+    let s = TestServer::start(cfg).await;
+    let mut c = s.connect_raw(KEY, PUSHER_JS).await;
+    expect_refused(&mut c, 4009).await;
+    s.connect_from(KEY, "https://app.example.com").await.established().await;
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::{Limits, WebhookKind};
+use crate::protocol::{Limits, OriginPolicy, WebhookKind};
 
 pub use static_store::StaticAppStore;
 
@@ -66,6 +66,8 @@ pub struct App {
     /// The app's channel authorization endpoint for socket.io subscriptions (`auth_host` +
     /// `auth_endpoint`); `None`: private and presence channels are refused there.
     pub auth_url: Option<String>,
+    /// Which page origins may open connections.
+    pub origins: OriginPolicy,
 }
 
 /// One webhook receiver of an app, with the events and channels it wants. `Debug` shows

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{App, AppFeatures, AppStore, AppStoreError, Secret, WebhookTarget};
 use crate::config::AppConfig;
+use crate::protocol::OriginPolicy;
 
 /// Apps from `[[apps]]`, indexed by key and by id (separate maps: keys and ids never collide).
 pub struct StaticAppStore {
@@ -53,6 +54,7 @@ impl From<&AppConfig> for App {
                 .collect(),
             auth_url: (!c.auth_host.is_empty())
                 .then(|| format!("{}{}", c.auth_host.trim_end_matches('/'), c.auth_endpoint)),
+            origins: OriginPolicy::new(&c.allowed_origins, c.require_origin),
         }
     }
 }

@@ -396,6 +396,11 @@ pub struct AppConfig {
     pub auth_host: String,
     /// The path on `auth_host` (laravel-echo-server's `authEndpoint`).
     pub auth_endpoint: String,
+    /// Origins whose pages may open connections (`*`, `scheme://host[:port]`,
+    /// `scheme://*.domain`); empty: any. Checked against the handshake's `Origin` (4009).
+    pub allowed_origins: Vec<String>,
+    /// Also refuse connections that send no `Origin` (non-browser clients).
+    pub require_origin: bool,
     /// Webhook targets (`[[apps.webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
     /// Size and count limits (`[apps.limits]`).
@@ -416,6 +421,8 @@ impl Default for AppConfig {
             subscription_count: false,
             auth_host: String::new(),
             auth_endpoint: "/broadcasting/auth".into(),
+            allowed_origins: Vec::new(),
+            require_origin: false,
             webhooks: Vec::new(),
             limits: Limits::default(),
         }
@@ -436,6 +443,8 @@ impl fmt::Debug for AppConfig {
             subscription_count,
             auth_host,
             auth_endpoint,
+            allowed_origins,
+            require_origin,
             webhooks,
             limits,
         } = self;
@@ -451,6 +460,8 @@ impl fmt::Debug for AppConfig {
             .field("subscription_count", subscription_count)
             .field("auth_host", &redacted_url(auth_host))
             .field("auth_endpoint", auth_endpoint)
+            .field("allowed_origins", allowed_origins)
+            .field("require_origin", require_origin)
             .field("webhooks", webhooks)
             .field("limits", limits)
             .finish()

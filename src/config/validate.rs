@@ -283,9 +283,19 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         subscription_count: _,
         auth_host,
         auth_endpoint,
+        allowed_origins,
+        require_origin: _,
         webhooks,
         limits,
     } = app;
+    for (index, origin) in allowed_origins.iter().enumerate() {
+        if !crate::protocol::is_valid_origin_pattern(origin) {
+            issues.push(
+                path::child_index(&path::child_key(at, "allowed_origins"), index),
+                format!("`{origin}` is not an origin: \"*\", scheme://host[:port] or scheme://*.domain[:port]"),
+            );
+        }
+    }
     if let Some(message) = super::socketio::check_auth_host(auth_host) {
         issues.push(path::child_key(at, "auth_host"), message);
     }

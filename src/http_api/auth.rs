@@ -190,6 +190,7 @@ mod tests {
             limits: Limits::default(),
             webhooks: Vec::new(),
             auth_url: None,
+            origins: Default::default(),
         }
     }
 

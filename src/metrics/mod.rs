@@ -57,6 +57,8 @@ pub enum Rejection {
     ApiBadRequest,
     /// A connection, subscription or signin refused because the cluster was unreachable.
     ClusterUnavailable,
+    /// Connection refused (4009): the page's `Origin` is not one the app allows.
+    OriginNotAllowed,
 }
 
 impl Rejection {
@@ -84,6 +86,7 @@ impl Rejection {
             Self::ApiUnauthorized => "api_unauthorized",
             Self::ApiBadRequest => "api_bad_request",
             Self::ClusterUnavailable => "cluster_unavailable",
+            Self::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

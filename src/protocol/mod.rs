@@ -9,6 +9,7 @@ mod error;
 pub(crate) mod fuzz;
 mod ids;
 mod limits;
+mod origin;
 mod presence;
 pub mod server_event;
 pub mod signature;
@@ -20,5 +21,6 @@ pub use codes::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, ReconnectPolicy, SubscriptionE
 pub use error::ProtocolError;
 pub use ids::{SocketId, is_valid_socket_id};
 pub use limits::Limits;
+pub use origin::{OriginPattern, OriginPolicy, is_valid_pattern as is_valid_origin_pattern};
 pub use presence::{PresenceMember, UserData, canonical_id};
 pub use webhook::{WebhookEvent, WebhookKind, body as webhook_body};

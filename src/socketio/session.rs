@@ -181,8 +181,11 @@ async fn open(
         Refused::AddressFull => refuse(Rejection::AddressLimit, ErrorCode::OverCapacity),
     })?;
     let app = match deps.apps.find_by_id(&deps.settings.app_id).await {
-        Ok(Some(app)) if app.enabled => app,
-        Ok(Some(_)) => return Err(refuse(Rejection::AppDisabled, ErrorCode::AppDisabled)),
+        Ok(Some(app)) if !app.enabled => return Err(refuse(Rejection::AppDisabled, ErrorCode::AppDisabled)),
+        Ok(Some(app)) if !app.origins.allows(origin_of(s).as_deref()) => {
+            return Err(refuse(Rejection::OriginNotAllowed, ErrorCode::Unauthorized));
+        }
+        Ok(Some(app)) => app,
         Ok(None) => return Err(refuse(Rejection::UnknownApp, ErrorCode::AppNotFound)),
         Err(e) => {
             tracing::warn!(error = %e, "app store unavailable");
@@ -204,6 +207,11 @@ async fn open(
     let conn = Connection::new(app.clone(), ns, tx, deps.conn.clone(), Instant::now());
     tracing::debug!(socket_id = %conn.socket_id(), sio = sid, "socket.io socket connected");
     Ok((conn, rx, app, permit))
+}
+
+/// The handshake's `Origin` (a non-UTF-8 one never matches an allowed origin).
+fn origin_of(s: &SocketRef) -> Option<String> {
+    s.req_parts().headers.get(http::header::ORIGIN).map(|o| o.to_str().unwrap_or("\u{0}").to_owned())
 }
 
 /// Ends a socket the server closes: codes 4000–4099 mean "do not reconnect" (a socket.io

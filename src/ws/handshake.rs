@@ -45,6 +45,8 @@ enum Refusal {
     StoreDown,
     #[error("Temporarily unable to take a connection slot")]
     Unavailable,
+    #[error("Origin not allowed")]
+    OriginNotAllowed,
 }
 
 impl Refusal {
@@ -58,6 +60,7 @@ impl Refusal {
             Self::NoProtocol => (ErrorCode::NoProtocol, Rejection::BadProtocol),
             Self::StoreDown => (ErrorCode::OverCapacity, Rejection::UnknownApp),
             Self::Unavailable => (ErrorCode::OverCapacity, Rejection::ClusterUnavailable),
+            Self::OriginNotAllowed => (ErrorCode::Unauthorized, Rejection::OriginNotAllowed),
         }
     }
 }
@@ -76,7 +79,7 @@ fn check_protocol(query: &str, required: bool) -> Result<(), Refusal> {
     }
 }
 
-async fn find_app(deps: &WsDeps, key: &str, query: &str) -> Result<std::sync::Arc<App>, Refusal> {
+async fn find_app(deps: &WsDeps, key: &str, query: &str, origin: Option<&str>) -> Result<std::sync::Arc<App>, Refusal> {
     let app = match deps.apps.find_by_key(key).await {
         Ok(Some(app)) => app,
         Ok(None) => return Err(Refusal::UnknownApp(key.chars().take(64).collect())),
@@ -87,6 +90,9 @@ async fn find_app(deps: &WsDeps, key: &str, query: &str) -> Result<std::sync::Ar
     };
     if !app.enabled {
         return Err(Refusal::Disabled);
+    }
+    if !app.origins.allows(origin) {
+        return Err(Refusal::OriginNotAllowed);
     }
     check_protocol(query, deps.settings.require_protocol_param)?;
     Ok(app)
@@ -127,7 +133,8 @@ pub(super) async fn upgrade(
         Ok(mut accept) => accept.finish().drop_body(),
         Err(e) => return respond(framed, Response::from(e)).await,
     };
-    let found = find_app(&deps, key, head.uri.query().unwrap_or("")).await;
+    let origin = head.headers.get(actix_http::header::ORIGIN).map(|o| o.to_str().unwrap_or("\u{0}"));
+    let found = find_app(&deps, key, head.uri.query().unwrap_or(""), origin).await;
     framed.send(Message::Item((accept, BodySize::None))).await?;
     let parts = framed.into_parts();
     let io = parts.io;

@@ -108,6 +108,16 @@ impl TestServer {
         Client { ws, socket_id: String::new(), key: key.into(), secret: SECRET.into() }
     }
 
+    /// Connects as a browser page from `origin` would (an `Origin` header), reading nothing.
+    pub async fn connect_from(&self, key: &str, origin: &str) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/app/{key}?protocol=7", self.ws_base);
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let (ws, _) = tokio::time::timeout(WAIT, connect_async(req)).await.expect("connect in time").expect("connect");
+        Client { ws, socket_id: String::new(), key: key.into(), secret: SECRET.into() }
+    }
+
     pub fn api(&self) -> Api {
         Api {
             base: self.http_base.clone(),
@@ -187,7 +197,7 @@ pub enum Next {
 }
 
 impl Client {
-    async fn established(&mut self) {
+    pub async fn established(&mut self) {
         let ev = self.expect("pusher:connection_established").await;
         let data: Value = serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
         self.socket_id = data["socket_id"].as_str().unwrap().to_owned();

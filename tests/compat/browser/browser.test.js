@@ -24,7 +24,16 @@ let userDataDir;
 const consoleErrors = [];
 
 before(async () => {
-  stack = await startStack();
+  // Two more apps with allowed origins: this page's origin (the backend's), and another one.
+  stack = await startStack({
+    options: (backend) => ({
+      apps: [
+        ...Object.values(APPS),
+        { id: 'here-app', key: 'here-key', secret: 'here-secret', allowed_origins: [backend.url] },
+        { id: 'there-app', key: 'there-key', secret: 'there-secret', allowed_origins: ['https://app.example.com'] },
+      ],
+    }),
+  });
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -107,4 +116,26 @@ test('Echo + pusher-js in Chromium: private and presence channels show SDK event
   await page.screenshot({ path: path.join(SHOTS, 'browser.png'), fullPage: true });
   assert.deepEqual(consoleErrors, []);
   assert.equal(await page.locator('#status').textContent(), 'connected');
+});
+
+test('allowed origins: a page from an origin the app does not allow is refused with 4009', async () => {
+  const page = await context.newPage();
+  await page.goto(`${stack.backend.url}/page/blank.html`);
+  const connect = (key) =>
+    page.evaluate(
+      ({ key, host, port }) =>
+        new Promise((resolve) => {
+          const p = new Pusher(key, {
+            cluster: 'mt1', wsHost: host, wsPort: port, forceTLS: false, enabledTransports: ['ws'], disableStats: true,
+          });
+          p.connection.bind('connected', () => resolve({ connected: p.connection.socket_id }));
+          p.connection.bind('error', (e) => resolve({ code: e?.error?.data?.code, message: e?.error?.data?.message }));
+        }),
+      { key, host: stack.herald.host, port: stack.herald.port },
+    );
+  const here = await connect('here-key');
+  assert.match(String(here.connected), /^\d+\.\d+$/, JSON.stringify(here));
+  const there = await connect('there-key');
+  assert.deepEqual(there, { code: 4009, message: 'Origin not allowed' });
+  await page.close();
 });

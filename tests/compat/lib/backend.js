@@ -38,6 +38,7 @@ const STATIC = {
   '/vendor/socket.io.js': ['node_modules/socket.io-client/dist/socket.io.min.js', 'text/javascript'],
   '/page/sio.html': ['browser/page/sio.html', 'text/html; charset=utf-8'],
   '/page/sio.js': ['browser/page/sio.js', 'text/javascript'],
+  '/page/blank.html': ['browser/page/blank.html', 'text/html; charset=utf-8'],
 };
 
 /** A Node SDK client for the app, pointed at Herald (the Laravel app's `pusher` connection). */

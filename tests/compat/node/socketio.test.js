@@ -31,7 +31,14 @@ before(async () => {
   auth = await startLaravelAuth();
   backend = await startBackend({ app: APP });
   const options = {
-    apps: [{ ...APP, auth_host: auth.url, webhooks: [{ url: `${backend.url}/webhook`, events: ['member_added'] }] }],
+    apps: [
+      {
+        ...APP,
+        auth_host: auth.url,
+        webhooks: [{ url: `${backend.url}/webhook`, events: ['member_added'] }],
+        allowed_origins: ['https://app.example.com'],
+      },
+    ],
     socketio: { enabled: true, auth_timeout_ms: 1500, max_payload_bytes: 20000 },
     ingest: { enabled: true, redis_url: laravelRedis.url },
   };
@@ -405,6 +412,18 @@ test('bad input: malformed packets and payloads, oversized messages, a subscribe
   assert.equal((await got.wait()).still, 'here');
   assert.equal(bystander.socket.connected, true);
   assert.equal(odd.socket.connected, true);
+});
+
+test('allowed origins: a socket.io page from another origin is refused (no reconnect), one from the app\'s is served', async () => {
+  const evil = newSioSocket(node(0), { version: 4, extraHeaders: { Origin: 'https://evil.example.net' }, label: 'evil' });
+  assert.equal(await evil.probe.closes.wait(), 'io server disconnect');
+  const evil2 = newSioSocket(node(1), { version: 2, extraHeaders: { Origin: 'https://evil.example.net' }, label: 'evil2' });
+  await evil2.probe.closes.wait();
+  const good = newSioSocket(node(0), { version: 4, extraHeaders: { Origin: 'https://app.example.com' }, label: 'good' });
+  await good.probe.connected();
+  good.socket.emit('subscribe', { channel: 'origin-check' });
+  await subscribed('origin-check', 1);
+  assert.ok((await metricSum('herald_rejected_total{reason="origin_not_allowed"}')) >= 2);
 });
 
 test('a node that drains makes its socket.io clients reconnect (the transport ends, not a server disconnect)', async () => {
