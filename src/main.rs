@@ -31,6 +31,11 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// The PostgreSQL app store's schema (`app_store.database_url` from the config/environment).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Print the herald.toml equivalent of a laravel-echo-server.json (what is not taken over
     /// is listed as comments and on stderr).
     ConvertEchoConfig {
@@ -39,10 +44,18 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the migrations the database lacks (Herald also does at startup unless
+    /// `app_store.migrate = false`).
+    Migrate,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Db { command: DbCommand::Migrate } => db_migrate(cli.config.as_deref()),
         Command::ConvertEchoConfig { file } => match read_echo_config(&file) {
             Ok(converted) => {
                 print!("{}", converted.toml);
@@ -60,6 +73,38 @@ fn main() -> ExitCode {
             Some(file) => serve_echo_config(file),
             None => serve(cli.config.as_deref()),
         },
+    }
+}
+
+fn db_migrate(file: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match config::load(file, env_vars()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("invalid configuration:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = cfg.app_store.database_url.clone();
+    if url.is_empty() {
+        eprintln!("app_store.database_url is not set (or HERALD_APP_STORE__DATABASE_URL)");
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let migrated = runtime.block_on(async {
+        let (mut client, connection) =
+            tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        herald::apps::postgres::schema::migrate(&mut client).await.map_err(|e| e.to_string())
+    });
+    match migrated {
+        Ok(ran) => {
+            println!("{ran} migration(s) applied");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migration failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -172,6 +217,9 @@ fn raise_file_limit() {
 }
 
 fn warn_development(cfg: &Config) {
+    if cfg.app_store.driver != config::AppStoreDriver::Static {
+        return;
+    }
     for app in cfg.apps.iter().filter(|a| a.is_development()) {
         tracing::warn!(
             app_id = %app.id,

@@ -23,9 +23,10 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, AdmissionSettings};
+use crate::apps::postgres::{Postgres, PostgresSettings, PostgresStore};
 use crate::apps::{AppStore, StaticAppStore};
 use crate::cluster::{Cluster, RedisDriver, RedisSettings};
-use crate::config::{AdapterConfig, AdapterDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
+use crate::config::{AdapterConfig, AdapterDriver, AppStoreDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
 use crate::connection::{Announcer, ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::ingest::{Ingest, IngestSettings};
@@ -67,7 +68,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let registry = Registry::default();
     let metrics = Metrics::new();
     let health = Health::default();
-    let apps: Arc<dyn AppStore> = Arc::new(StaticAppStore::new(&config.apps));
+    let (apps, database) = app_store(&config, &metrics, &registry)?;
     let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
     let (cluster, driver) = match config.adapter.driver {
         AdapterDriver::Local => (Cluster::local(registry.clone()), None),
@@ -130,6 +131,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
         driver,
         ingest,
         socketio,
+        database,
     };
     let token = stop.clone();
     let done = tokio::spawn(async move {
@@ -202,6 +204,42 @@ async fn start_ingest(
     };
     let started = Ingest::start(settings, app, cluster.clone(), metrics.clone()).await;
     started.map(Some).map_err(io::Error::other)
+}
+
+/// The app store: the configuration's `[[apps]]`, or PostgreSQL (whose changes close this
+/// node's sockets of a disabled, deleted or re-keyed app).
+///
+/// # Errors
+/// The database URL is malformed.
+fn app_store(
+    config: &Config,
+    metrics: &Metrics,
+    registry: &Registry,
+) -> io::Result<(Arc<dyn AppStore>, Option<Postgres>)> {
+    let s = &config.app_store;
+    if s.driver == AppStoreDriver::Static {
+        return Ok((Arc::new(StaticAppStore::new(&config.apps)), None));
+    }
+    let settings = PostgresSettings {
+        url: s.database_url.clone(),
+        pool_size: s.pool_size,
+        migrate: s.migrate,
+        cache_ttl: Duration::from_secs(s.cache_ttl_secs),
+        miss_ttl: Duration::from_millis(s.miss_ttl_ms),
+        timeout: Duration::from_millis(s.timeout_ms),
+    };
+    let database = PostgresStore::start(settings, metrics.clone()).map_err(io::Error::other)?;
+    let registry = registry.clone();
+    database.store.on_change(Arc::new(move |app_id, code| {
+        let sockets = registry.namespace(app_id).outbounds();
+        if !sockets.is_empty() {
+            tracing::info!(%app_id, code = code.code(), sockets = sockets.len(), "app changed; closing its sockets");
+        }
+        for out in sockets {
+            out.close(code);
+        }
+    }));
+    Ok((database.store.clone(), Some(database)))
 }
 
 /// Echo's socket.io endpoint, sharing the Pusher endpoint's connection dependencies,
@@ -419,6 +457,7 @@ struct Shutdown {
     driver: Option<RedisDriver>,
     ingest: Option<Ingest>,
     socketio: Option<SocketIoServer>,
+    database: Option<Postgres>,
 }
 
 impl Shutdown {
@@ -445,6 +484,9 @@ impl Shutdown {
         self.dispatcher.finish(window.max(Duration::from_secs(5))).await;
         self.main.stop(true).await;
         self.metrics.stop(true).await;
+        if let Some(database) = self.database {
+            database.stop();
+        }
         tracing::info!("shutdown complete");
     }
 }

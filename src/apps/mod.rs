@@ -1,6 +1,7 @@
 //! Seam: where apps (credentials, switches, limits) come from.
 //! Must not know about sockets or channels; a store only answers "which app is this".
 
+pub mod postgres;
 mod static_store;
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! The typed configuration tree: plain data with the built-in defaults.
 //! Must not read files or the environment itself; `load` does that, `validate` checks it.
 
+mod app_store;
 mod echo_server;
 mod env;
 mod error;
@@ -11,12 +12,13 @@ mod socketio;
 mod validate;
 mod webhooks;
 
+pub use app_store::{AppStoreConfig, AppStoreDriver};
 pub use echo_server::{Converted, convert as convert_echo_server};
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{load, load_str};
 pub use socketio::SocketIoConfig;
-pub use validate::{Issue, parse_proxy, validate};
+pub use validate::{Issue, check_app_config, parse_proxy, validate};
 pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
 use std::fmt;
@@ -48,6 +50,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Echo's socket.io connector (laravel-echo-server's protocol).
     pub socketio: SocketIoConfig,
+    /// Where apps come from (this file, or PostgreSQL).
+    pub app_store: AppStoreConfig,
     /// Webhook batching and delivery.
     pub webhooks: WebhooksConfig,
     /// The apps this server serves (the static app store).
@@ -66,6 +70,7 @@ impl Default for Config {
             adapter: AdapterConfig::default(),
             ingest: IngestConfig::default(),
             socketio: SocketIoConfig::default(),
+            app_store: AppStoreConfig::default(),
             webhooks: WebhooksConfig::default(),
             apps: vec![AppConfig::development()],
         }

@@ -50,7 +50,7 @@ impl Default for SocketIoConfig {
 }
 
 /// Broken rules, as (key, message).
-pub(super) fn check(cfg: &SocketIoConfig, apps: &[super::AppConfig]) -> Vec<(&'static str, String)> {
+pub(super) fn check(cfg: &SocketIoConfig, apps: &[super::AppConfig], db: bool) -> Vec<(&'static str, String)> {
     let SocketIoConfig {
         enabled,
         app_id,
@@ -80,13 +80,13 @@ pub(super) fn check(cfg: &SocketIoConfig, apps: &[super::AppConfig]) -> Vec<(&'s
     }
     if *enabled {
         if app_id.is_empty() {
-            if apps.len() != 1 {
+            if db || apps.len() != 1 {
                 issues.push((
                     "socketio.app_id",
                     "must name the app Echo's socket.io clients use when there are several apps".into(),
                 ));
             }
-        } else if !apps.iter().any(|a| &a.id == app_id) {
+        } else if !db && !apps.iter().any(|a| &a.id == app_id) {
             issues.push(("socketio.app_id", format!("names no app ({app_id:?})")));
         }
     }
@@ -115,11 +115,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_enabled_needs_one_app() {
         let cfg = SocketIoConfig::default();
-        assert!(check(&cfg, &[]).is_empty());
+        assert!(check(&cfg, &[], false).is_empty());
         let on = SocketIoConfig { enabled: true, ..SocketIoConfig::default() };
         let two = [super::super::AppConfig::development(), super::super::AppConfig::default()];
-        assert_eq!(check(&on, &two).len(), 1);
-        assert!(check(&on, &two[..1]).is_empty());
+        assert_eq!(check(&on, &two, false).len(), 1);
+        assert!(check(&on, &two[..1], false).is_empty());
     }
 
     #[test]

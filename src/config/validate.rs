@@ -37,7 +37,20 @@ impl fmt::Display for Issue {
 ///
 /// Every broken rule, in the order of the configuration's sections.
 pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
-    let Config { server, metrics, websocket, http_api, shutdown, log, adapter, ingest, socketio, webhooks, apps } = cfg;
+    let Config {
+        server,
+        metrics,
+        websocket,
+        http_api,
+        shutdown,
+        log,
+        adapter,
+        ingest,
+        socketio,
+        app_store,
+        webhooks,
+        apps,
+    } = cfg;
     let mut issues = Issues::default();
     check_server(server, metrics, &mut issues);
     check_websocket(websocket, &mut issues);
@@ -47,8 +60,14 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     issues.within("shutdown.ready_grace_secs", *ready_grace_secs, 0, HOUR);
     check_log(log, &mut issues);
     check_adapter(adapter, &mut issues);
-    check_ingest(ingest, adapter, apps, &mut issues);
-    for (key, message) in super::socketio::check(socketio, apps) {
+    // With apps in a database, the file's [[apps]] are not served: name the app explicitly.
+    let db = app_store.driver == super::AppStoreDriver::Postgres;
+    let file_apps: &[AppConfig] = if db { &[] } else { apps };
+    check_ingest(ingest, adapter, file_apps, db, &mut issues);
+    for (key, message) in super::socketio::check(socketio, file_apps, db) {
+        issues.push(key, message);
+    }
+    for (key, message) in super::app_store::check(app_store) {
         issues.push(key, message);
     }
     for (key, message) in super::webhooks::check_settings(webhooks) {
@@ -90,7 +109,13 @@ fn check_adapter(adapter: &AdapterConfig, issues: &mut Issues) {
 }
 
 /// Laravel's broadcaster source: a Redis URL to read, and an app to deliver to.
-fn check_ingest(ingest: &super::IngestConfig, adapter: &AdapterConfig, apps: &[AppConfig], issues: &mut Issues) {
+fn check_ingest(
+    ingest: &super::IngestConfig,
+    adapter: &AdapterConfig,
+    apps: &[AppConfig],
+    db: bool,
+    issues: &mut Issues,
+) {
     let super::IngestConfig { enabled, redis_url: _, key_prefix: _, app_id } = ingest;
     if !*enabled {
         return;
@@ -100,10 +125,10 @@ fn check_ingest(ingest: &super::IngestConfig, adapter: &AdapterConfig, apps: &[A
         issues.push("ingest.redis_url", "must be redis://… or rediss://… (or empty to use adapter.redis_url)");
     }
     if app_id.is_empty() {
-        if apps.len() != 1 {
+        if db || apps.len() != 1 {
             issues.push("ingest.app_id", "must name the app Laravel broadcasts for when there are several apps");
         }
-    } else if !apps.iter().any(|a| &a.id == app_id) {
+    } else if !db && !apps.iter().any(|a| &a.id == app_id) {
         issues.push("ingest.app_id", format!("names no app ({app_id:?})"));
     }
 }
@@ -268,6 +293,14 @@ fn check_apps(apps: &[AppConfig], issues: &mut Issues) {
             }
         }
     }
+}
+
+/// The rules one app must satisfy, checked on its own (an app read from a database, or given
+/// to the admin API); keys are reported under `at` (e.g. `app`).
+pub fn check_app_config(app: &AppConfig, at: &str) -> Vec<Issue> {
+    let mut issues = Issues::default();
+    check_app(app, at, &mut issues);
+    issues.0
 }
 
 fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {

@@ -114,6 +114,7 @@ struct Inner {
     webhook_events: IntCounterVec,
     ingest: IntCounterVec,
     socketio_auth: IntCounterVec,
+    app_store: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
     cluster: ClusterMetrics,
 }
@@ -229,6 +230,11 @@ impl Metrics {
                 "socket.io subscriptions sent to an app's auth endpoint, by outcome",
                 &["outcome"],
             ),
+            app_store: counter(
+                "herald_app_store_events_total",
+                "App store events: lookups by result (hit, fetched, unknown, stale, unavailable, invalid) and the change listener (listening, notified, listener_lost)",
+                &["event"],
+            ),
             per_app: DashMap::new(),
         };
         let r = &inner.registry;
@@ -249,6 +255,7 @@ impl Metrics {
             Box::new(inner.webhook_events.clone()),
             Box::new(inner.ingest.clone()),
             Box::new(inner.socketio_auth.clone()),
+            Box::new(inner.app_store.clone()),
         ];
         for c in collectors {
             // unwrap: each collector is registered once, with distinct names.
@@ -308,6 +315,12 @@ impl Metrics {
     /// traffic on a shared Redis).
     pub fn ingest(&self, outcome: &'static str) {
         self.inner.ingest.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one app store event: a lookup's result, or the change listener's (`listening`,
+    /// `notified`, `listener_lost`).
+    pub fn app_store(&self, result: &'static str) {
+        self.inner.app_store.with_label_values(&[result]).inc();
     }
 
     /// Counts one socket.io auth endpoint call by its outcome (`allowed`, `denied`, …).

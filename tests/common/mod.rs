@@ -3,6 +3,7 @@
 
 pub mod hooks;
 pub mod node;
+pub mod postgres;
 pub mod proxy;
 mod raw;
 pub mod redis;

@@ -1,0 +1,152 @@
+//! The `postgres` app store against a real PostgreSQL (initdb + pg_ctl on a free port): apps
+//! created, disabled and re-keyed in the database reach every node at once without a restart,
+//! and a database outage keeps cached apps working while apps never seen are refused as
+//! unavailable (retryable), never as unknown.
+
+mod common;
+use common::postgres::PostgresServer;
+use common::*;
+use herald::config::{AppStoreDriver, Config};
+use serde_json::json;
+
+fn pg_config(url: &str) -> Config {
+    let mut cfg = config();
+    cfg.app_store.driver = AppStoreDriver::Postgres;
+    cfg.app_store.database_url = url.to_owned();
+    cfg.app_store.timeout_ms = 1_000;
+    cfg
+}
+
+async fn create_app(db: &tokio_postgres::Client, id: &str, key: &str, secret: &str, settings: serde_json::Value) {
+    db.execute(
+        "INSERT INTO herald_apps (id, key, secret, settings) VALUES ($1, $2, $3, $4)",
+        &[&id, &key, &secret, &settings],
+    )
+    .await
+    .unwrap();
+}
+
+fn api_for(s: &TestServer, id: &str, key: &str, secret: &str) -> Api {
+    Api { app_id: id.into(), key: key.into(), secret: secret.into(), ..s.api() }
+}
+
+async fn migrated(pg: &PostgresServer) -> tokio_postgres::Client {
+    let mut db = pg.client().await;
+    herald::apps::postgres::schema::migrate(&mut db).await.unwrap();
+    assert_eq!(herald::apps::postgres::schema::migrate(&mut db).await.unwrap(), 0, "migrations run once");
+    db
+}
+
+/// Waits until the node's change listener is connected (changes before it would be missed).
+async fn wait_listening(s: &TestServer) {
+    wait_series(s, r#"herald_app_store_events_total{event="listening"} "#, 1.0).await;
+}
+
+#[tokio::test]
+async fn apps_come_and_go_on_every_node_without_a_restart() {
+    let pg = PostgresServer::start();
+    let db = migrated(&pg).await;
+    let (a, b) = (TestServer::start(pg_config(&pg.url())).await, TestServer::start(pg_config(&pg.url())).await);
+    wait_listening(&a).await;
+    wait_listening(&b).await;
+    // An unknown key is unknown (4001), not "unavailable".
+    let mut c = a.connect_raw("signup-key", "protocol=7").await;
+    c.expect_error(Some(4001)).await;
+
+    // A signup: the app exists on both nodes as soon as the row does (the miss is forgotten).
+    create_app(
+        &db,
+        "signup",
+        "signup-key",
+        "s3cret",
+        json!({"client_events": true, "limits": {"max_presence_members": 5}}),
+    )
+    .await;
+    let mut on_a = a.connect("signup-key").await;
+    let mut on_b = b.connect("signup-key").await;
+    let (status, _) = api_for(&a, "signup", "signup-key", "s3cret")
+        .post("/events", &json!({"name": "e", "channel": "c", "data": "{}"}))
+        .await;
+    assert_eq!(status, 200);
+
+    // A secret rotated after a leak: the old one is refused, the new one accepted, at once; the
+    // app's sockets reconnect to pick it up.
+    db.execute("UPDATE herald_apps SET secret = 'rotated' WHERE id = 'signup'", &[]).await.unwrap();
+    assert_eq!(on_a.expect_close().await, Some(4200));
+    assert_eq!(on_b.expect_close().await, Some(4200));
+    for s in [&a, &b] {
+        let old = api_for(s, "signup", "signup-key", "s3cret");
+        let new = api_for(s, "signup", "signup-key", "rotated");
+        let body = json!({"name": "e", "channel": "c", "data": "{}"});
+        assert_eq!(old.post("/events", &body).await.0, 401);
+        assert_eq!(new.post("/events", &body).await.0, 200);
+    }
+
+    // Disabled for non-payment: open sockets close with 4003 on every node, REST answers 403.
+    let mut on_a = a.connect("signup-key").await;
+    let mut on_b = b.connect("signup-key").await;
+    db.execute("UPDATE herald_apps SET enabled = false WHERE id = 'signup'", &[]).await.unwrap();
+    on_a.expect_error(Some(4003)).await;
+    assert_eq!(on_a.expect_close().await, Some(4003));
+    on_b.expect_error(Some(4003)).await;
+    let body = json!({"name": "e", "channel": "c", "data": "{}"});
+    assert_eq!(api_for(&b, "signup", "signup-key", "rotated").post("/events", &body).await.0, 403);
+    let mut c = b.connect_raw("signup-key", "protocol=7").await;
+    c.expect_error(Some(4003)).await;
+
+    // Deleted: unknown again.
+    db.execute("DELETE FROM herald_apps WHERE id = 'signup'", &[]).await.unwrap();
+    wait_series(&a, r#"herald_app_store_events_total{event="notified"} "#, 4.0).await;
+    let mut c = a.connect_raw("signup-key", "protocol=7").await;
+    c.expect_error(Some(4001)).await;
+}
+
+#[tokio::test]
+async fn a_database_outage_keeps_cached_apps_and_refuses_others_as_unavailable() {
+    let pg = PostgresServer::start();
+    let db = migrated(&pg).await;
+    create_app(&db, "known", "known-key", "k", json!({})).await;
+    create_app(&db, "later", "later-key", "l", json!({})).await;
+    let mut cfg = pg_config(&pg.url());
+    cfg.app_store.cache_ttl_secs = 1;
+    let s = TestServer::start(cfg).await;
+    s.connect("known-key").await;
+    drop(db);
+
+    pg.stop();
+    // Past its time to live the cached app is asked for again, fails, and is served anyway.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    s.connect("known-key").await;
+    // Never seen: refused as unavailable (4100: reconnect later), not as unknown (4001).
+    let mut c = s.connect_raw("later-key", "protocol=7").await;
+    c.expect_error(Some(4100)).await;
+    let (status, _) = api_for(&s, "later", "later-key", "l")
+        .post("/events", &json!({"name": "e", "channel": "c", "data": "{}"}))
+        .await;
+    assert_eq!(status, 503, "REST: retryable");
+    let m = s.metrics().await;
+    assert!(m.contains(r#"herald_app_store_events_total{event="stale"}"#), "{m}");
+    assert!(m.contains(r#"herald_app_store_events_total{event="unavailable"}"#), "{m}");
+
+    // Back: the pool drops its dead connections and the app is found.
+    pg.restart();
+    s.connect("later-key").await;
+}
+
+#[test]
+fn herald_db_migrate_applies_the_schema_once() {
+    let pg = PostgresServer::start();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["db", "migrate"])
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_APP_STORE__DATABASE_URL", pg.url())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), "1 migration(s) applied");
+    let again = run();
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "0 migration(s) applied");
+}
