@@ -573,7 +573,8 @@ def test_generated_secret_is_random_and_strong(render) -> None:
 
 
 def test_apps_are_required(render) -> None:
-    with pytest.raises(helm.HelmValuesError):
+    # Unless they come from the database (test_postgres_*): the chart's check, not the schema's.
+    with pytest.raises(helm.HelmRenderError, match="at least one app is required"):
         render({"apps": []})
 
 
@@ -828,3 +829,39 @@ def test_readme_has_values_examples() -> None:
     assert all(v["redis"]["enabled"] for v in scaling)
     assert any(v.get("replicaCount", 1) > 1 and v["redis"].get("existingSecret") for v in scaling)
     assert any(v["redis"].get("cluster") and v.get("autoscaling", {}).get("maxReplicas", 1) > 1 for v in scaling)
+
+
+DATABASE_URL_ENV = "HERALD_APP_STORE__DATABASE_URL"
+POSTGRES = {"config": {"app_store": {"driver": "postgres"}}, "database": {"existingSecret": "pg", "existingSecretKey": "url"}}
+
+
+def test_database_url_comes_from_an_existing_secret(render) -> None:
+    rendered = render({**POSTGRES, "apps": []})
+    assert rendered.herald_toml["app_store"]["driver"] == "postgres"
+    (item,) = [e for e in rendered.container["env"] if e["name"] == DATABASE_URL_ENV]
+    assert item["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "url"}
+    assert "database_url" not in rendered.herald_toml["app_store"] or not rendered.herald_toml["app_store"]["database_url"]
+
+
+def test_postgres_config_passes_check_config_with_the_pod_environment(render, herald_bin: Path, tmp_path: Path) -> None:
+    rendered = render({**POSTGRES, "apps": []})
+    env = {**_pod_environment(rendered), DATABASE_URL_ENV: "postgres://herald:pw@db:5432/herald"}
+    result = _check_config(herald_bin, rendered, tmp_path, env)
+    assert result.returncode == 0, f"{rendered.herald_toml_text}\n{result.stdout}{result.stderr}"
+    assert "pw@" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"config": {"app_store": {"driver": "postgres"}}}, "needs the database URL"),
+        (
+            {"config": {"app_store": {"driver": "postgres", "database_url": "postgres://u:secret@db/h"}}},
+            "carries a password",
+        ),
+    ],
+)
+def test_postgres_misconfiguration_is_refused(render, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message) as failure:
+        render(values)
+    assert "secret@" not in str(failure.value)

@@ -183,8 +183,18 @@ early with a clear message, whichever file renders first.
 {{- if and .Values.autoscaling.enabled (gt (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas=%d is above autoscaling.maxReplicas=%d" (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas)) }}
 {{- end }}
-{{- if not .Values.apps }}
+{{- $store := .Values.config.app_store | default dict }}
+{{- $postgres := eq (toString ($store.driver | default "static")) "postgres" }}
+{{- if and (not .Values.apps) (not $postgres) }}
 {{- fail "apps: at least one app is required (without one Herald would serve its public development app)" }}
+{{- end }}
+{{- if $postgres }}
+{{- if not (or $store.database_url .Values.database.existingSecret) }}
+{{- fail "config.app_store.driver=postgres needs the database URL: set database.existingSecret (a Secret holding it under database.existingSecretKey) or config.app_store.database_url (without a password)" }}
+{{- end }}
+{{- if regexMatch "://[^/@]*:[^/@]*@" (toString $store.database_url) }}
+{{- fail "config.app_store.database_url carries a password, which would land in the ConfigMap: put the URL in a Secret and set database.existingSecret instead" }}
+{{- end }}
 {{- end }}
 {{- $ids := dict }}
 {{- $secretKeys := dict }}
