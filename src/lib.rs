@@ -8,6 +8,7 @@
 //!   socketioxide, on the same port, each socket a `Connection` like a Pusher one.
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
+//! - [`admin`]: the admin API (apps in PostgreSQL), on the metrics listener.
 //! - [`ingest`]: Laravel's `redis` broadcaster as an event source.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
 //! - [`cluster`]: seams Bus, ClusterState and Queries; drivers local (this node) and Redis.
@@ -21,6 +22,7 @@
 //! - [`protocol`]: the pure Pusher protocol: parse, encode, sign, verify, codes.
 //! - `fuzzing` (tests and feature `fuzzing` only): entry points of the fuzz targets.
 
+pub mod admin;
 pub mod admission;
 pub mod apps;
 pub mod cluster;

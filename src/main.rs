@@ -36,6 +36,12 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Apps in the PostgreSQL app store (`app_store.database_url`): the admin API's operations,
+    /// printing JSON. Changes reach every running node at once.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
     /// Print the herald.toml equivalent of a laravel-echo-server.json (what is not taken over
     /// is listed as comments and on stderr).
     ConvertEchoConfig {
@@ -51,11 +57,42 @@ enum DbCommand {
     Migrate,
 }
 
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Every app (without secrets).
+    List,
+    /// One app (without its secret).
+    Show { id: String },
+    /// A new app; `key` and `secret` are generated unless given in --json. Prints its secret.
+    Create {
+        id: String,
+        /// Other fields, as a JSON object of [[apps]] keys (e.g. '{"client_events": true}').
+        #[arg(long, default_value = "{}")]
+        json: String,
+    },
+    /// Change fields of an app.
+    Update {
+        id: String,
+        /// The fields, as a JSON object of [[apps]] keys.
+        #[arg(long)]
+        json: String,
+    },
+    /// Refuse the app's connections and REST calls (open sockets close with 4003).
+    Disable { id: String },
+    /// Serve the app again.
+    Enable { id: String },
+    /// A new random secret (the old one is refused from now on). Prints it.
+    RotateSecret { id: String },
+    /// Delete the app.
+    Delete { id: String },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig { file } => check_config(&file),
         Command::Db { command: DbCommand::Migrate } => db_migrate(cli.config.as_deref()),
+        Command::Apps { command } => apps(cli.config.as_deref(), command),
         Command::ConvertEchoConfig { file } => match read_echo_config(&file) {
             Ok(converted) => {
                 print!("{}", converted.toml);
@@ -103,6 +140,76 @@ fn db_migrate(file: Option<&std::path::Path>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("migration failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `herald apps …`: the same code as the admin API, against the configured database.
+fn apps(file: Option<&std::path::Path>, command: AppsCommand) -> ExitCode {
+    use herald::apps::postgres::admin;
+    let cfg = match config::load(file, env_vars()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("invalid configuration:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let s = &cfg.app_store;
+    let timeout = std::time::Duration::from_millis(s.timeout_ms);
+    let pool = match herald::apps::postgres::pool(&s.database_url, 1, timeout) {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let object = |text: &str| match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(admin::AdminError::Invalid(vec!["--json must be a JSON object".into()])),
+    };
+    let one = |id: &str, field: &str, value: serde_json::Value| {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), id.into());
+        m.insert(field.into(), value);
+        m
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let done = runtime.block_on(async {
+        Ok::<_, admin::AdminError>(match command {
+            AppsCommand::List => {
+                let apps = admin::list(&pool).await?;
+                serde_json::json!({ "apps": apps.iter().map(|a| admin::to_json(a, false)).collect::<Vec<_>>() })
+            }
+            AppsCommand::Show { id } => admin::to_json(&admin::get(&pool, &id).await?, false),
+            AppsCommand::Create { id, json } => {
+                let mut fields = object(&json)?;
+                fields.insert("id".into(), id.into());
+                admin::to_json(&admin::create(&pool, &fields).await?, true)
+            }
+            AppsCommand::Update { id, json } => {
+                admin::to_json(&admin::update(&pool, &id, &object(&json)?).await?, false)
+            }
+            AppsCommand::Disable { id } => {
+                admin::to_json(&admin::update(&pool, &id, &one(&id, "enabled", false.into())).await?, false)
+            }
+            AppsCommand::Enable { id } => {
+                admin::to_json(&admin::update(&pool, &id, &one(&id, "enabled", true.into())).await?, false)
+            }
+            AppsCommand::RotateSecret { id } => admin::to_json(&admin::rotate_secret(&pool, &id).await?, true),
+            AppsCommand::Delete { id } => {
+                admin::delete(&pool, &id).await?;
+                serde_json::json!({ "deleted": id })
+            }
+        })
+    });
+    match done {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out).expect("JSON encodes"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::AdminDeps;
 use crate::admission::{Admission, AdmissionSettings};
 use crate::apps::postgres::{Postgres, PostgresSettings, PostgresStore};
 use crate::apps::{AppStore, StaticAppStore};
@@ -118,7 +119,11 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let socketio = config.socketio.enabled.then(|| socketio_server(&config, &ws_deps));
     let api_deps = ApiDeps { apps, cluster, metrics: metrics.clone(), settings: ApiSettings::from_config(&config) };
     let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone())?;
-    let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone())?;
+    let admin = AdminDeps {
+        token: config.app_store.admin_token.clone(),
+        pool: database.as_ref().map(|d| d.store.pool().clone()),
+    };
+    let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin)?;
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
     let sequence = Shutdown {
@@ -416,10 +421,21 @@ fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn metrics_listener(config: &Config, m: Metrics, health: Health) -> io::Result<(ServerHandle, SocketAddr)> {
+/// Metrics, health and (with an admin token) the admin API.
+fn metrics_listener(
+    config: &Config,
+    m: Metrics,
+    health: Health,
+    admin: AdminDeps,
+) -> io::Result<(ServerHandle, SocketAddr)> {
     let server = HttpServer::new(move || {
-        let (m, health) = (m.clone(), health.clone());
-        App::new().configure(move |c| metrics::configure(c, m, health))
+        let (m, health, admin) = (m.clone(), health.clone(), admin.clone());
+        App::new().configure(move |c| {
+            if !admin.token.is_empty() {
+                crate::admin::configure(c, admin);
+            }
+            metrics::configure(c, m, health);
+        })
     })
     .disable_signals()
     .workers(1)

@@ -150,3 +150,130 @@ fn herald_db_migrate_applies_the_schema_once() {
     let again = run();
     assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "0 migration(s) applied");
 }
+
+const ADMIN_TOKEN: &str = "admin-token-for-the-tests";
+
+async fn admin(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/admin/apps{path}", s.metrics_base))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_admin_api_creates_changes_and_deletes_apps_on_every_node() {
+    use reqwest::Method;
+    let pg = PostgresServer::start();
+    let _db = migrated(&pg).await;
+    let mut cfg = pg_config(&pg.url());
+    cfg.app_store.admin_token = ADMIN_TOKEN.into();
+    let (a, b) = (TestServer::start(cfg.clone()).await, TestServer::start(cfg).await);
+    wait_listening(&a).await;
+    wait_listening(&b).await;
+
+    // Without the token, or with another one: 401.
+    let anonymous = reqwest::get(format!("{}/admin/apps", a.metrics_base)).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = reqwest::Client::new()
+        .get(format!("{}/admin/apps", a.metrics_base))
+        .header("authorization", "Bearer admin-token-for-the-testz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    // A signup: created on one node, served by both.
+    let (status, app) = admin(&a, Method::POST, "", Some(json!({"id": "acme", "client_events": true}))).await;
+    assert_eq!(status, 201, "{app}");
+    let (key, secret) = (app["key"].as_str().unwrap().to_owned(), app["secret"].as_str().unwrap().to_owned());
+    assert!(key.len() >= 16 && secret.len() >= 32, "{app}");
+    let mut on_b = b.connect(&key).await;
+    let api = api_for(&a, "acme", &key, &secret);
+    let event = json!({"name": "e", "channel": "c", "data": "{}"});
+    assert_eq!(api.post("/events", &event).await.0, 200);
+    assert_eq!(admin(&a, Method::POST, "", Some(json!({"id": "acme"}))).await.0, 409, "taken id");
+    let (status, refused) = admin(&a, Method::POST, "", Some(json!({"id": "bad/id"}))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(admin(&a, Method::POST, "", Some(json!({"id": "x", "no_such_key": 1}))).await.0, 422);
+
+    // Read and change it; the list shows no secret.
+    let (status, shown) = admin(&b, Method::GET, "/acme", None).await;
+    assert_eq!((status, shown.get("secret")), (200, None));
+    let (status, changed) = admin(&b, Method::PATCH, "/acme", Some(json!({"max_connections": 10}))).await;
+    assert_eq!((status, changed["max_connections"].as_u64()), (200, Some(10)));
+    let (_, list) = admin(&a, Method::GET, "", None).await;
+    assert_eq!(list["apps"].as_array().unwrap().len(), 1);
+    assert!(list["apps"][0].get("secret").is_none());
+
+    // Rotated: the old secret is refused at once, the new one accepted; sockets reconnect.
+    let (status, rotated) = admin(&a, Method::POST, "/acme/rotate-secret", None).await;
+    assert_eq!(status, 200);
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(on_b.expect_close().await, Some(4200));
+    assert_eq!(api_for(&b, "acme", &key, &secret).post("/events", &event).await.0, 401);
+    assert_eq!(api_for(&b, "acme", &key, &new_secret).post("/events", &event).await.0, 200);
+
+    // Disabled: open sockets close with 4003 on every node; enabled again: served.
+    let mut on_a = a.connect(&key).await;
+    let mut on_b = b.connect(&key).await;
+    assert_eq!(admin(&b, Method::POST, "/acme/disable", None).await.0, 200);
+    on_a.expect_error(Some(4003)).await;
+    on_b.expect_error(Some(4003)).await;
+    assert_eq!(admin(&b, Method::POST, "/acme/enable", None).await.0, 200);
+    a.connect(&key).await;
+
+    // Deleted.
+    assert_eq!(admin(&a, Method::DELETE, "/acme", None).await.0, 204);
+    assert_eq!(admin(&a, Method::GET, "/acme", None).await.0, 404);
+    assert_eq!(admin(&a, Method::DELETE, "/acme", None).await.0, 404);
+    // The admin API is not on the public port.
+    let public = reqwest::get(format!("{}/admin/apps", a.http_base)).await.unwrap();
+    assert_eq!(public.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn the_admin_api_says_so_when_apps_come_from_the_file() {
+    let mut cfg = config();
+    cfg.app_store.admin_token = ADMIN_TOKEN.into();
+    let s = TestServer::start(cfg).await;
+    assert_eq!(admin(&s, reqwest::Method::GET, "", None).await.0, 409);
+}
+
+#[test]
+fn herald_apps_commands_change_the_database() {
+    let pg = PostgresServer::start();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_APP_STORE__DATABASE_URL", pg.url())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["db", "migrate"]).status.success());
+    let created = run(&["apps", "create", "cli-app", "--json", r#"{"client_events": true}"#]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let app: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!((app["id"].as_str(), app["client_events"].as_bool()), (Some("cli-app"), Some(true)));
+    assert!(app["secret"].as_str().is_some_and(|s| s.len() == 32));
+    assert!(run(&["apps", "disable", "cli-app"]).status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&run(&["apps", "list"]).stdout).unwrap();
+    assert_eq!(listed["apps"][0]["enabled"], false);
+    assert!(listed["apps"][0].get("secret").is_none());
+    let missing = run(&["apps", "show", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no app"));
+    assert!(run(&["apps", "delete", "cli-app"]).status.success());
+}

@@ -36,6 +36,9 @@ pub struct AppStoreConfig {
     pub miss_ttl_ms: u64,
     /// Milliseconds to connect, and for one query.
     pub timeout_ms: u64,
+    /// The admin API's bearer token (on the metrics listener); empty: no admin API. Never
+    /// logged; prefer HERALD_APP_STORE__ADMIN_TOKEN from a secret.
+    pub admin_token: String,
 }
 
 impl Default for AppStoreConfig {
@@ -48,6 +51,7 @@ impl Default for AppStoreConfig {
             cache_ttl_secs: 60,
             miss_ttl_ms: 5_000,
             timeout_ms: 3_000,
+            admin_token: String::new(),
         }
     }
 }
@@ -62,13 +66,23 @@ impl fmt::Debug for AppStoreConfig {
             .field("cache_ttl_secs", &self.cache_ttl_secs)
             .field("miss_ttl_ms", &self.miss_ttl_ms)
             .field("timeout_ms", &self.timeout_ms)
+            .field("admin_token", &if self.admin_token.is_empty() { "" } else { "***" })
             .finish()
     }
 }
 
 /// Broken rules, as (key, message).
 pub(super) fn check(cfg: &AppStoreConfig) -> Vec<(&'static str, String)> {
-    let AppStoreConfig { driver, database_url, pool_size, migrate: _, cache_ttl_secs, miss_ttl_ms, timeout_ms } = cfg;
+    let AppStoreConfig {
+        driver,
+        database_url,
+        pool_size,
+        migrate: _,
+        cache_ttl_secs,
+        miss_ttl_ms,
+        timeout_ms,
+        admin_token,
+    } = cfg;
     let mut issues = Vec::new();
     let mut within = |key: &'static str, v: u64, min: u64, max: u64| {
         if !(min..=max).contains(&v) {
@@ -83,6 +97,9 @@ pub(super) fn check(cfg: &AppStoreConfig) -> Vec<(&'static str, String)> {
         && !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
     {
         issues.push(("app_store.database_url", "must be postgres://user:password@host:port/database".into()));
+    }
+    if !admin_token.is_empty() && admin_token.len() < 16 {
+        issues.push(("app_store.admin_token", "must be at least 16 characters (or empty: no admin API)".into()));
     }
     issues
 }

@@ -843,6 +843,14 @@ def test_database_url_comes_from_an_existing_secret(render) -> None:
     assert "database_url" not in rendered.herald_toml["app_store"] or not rendered.herald_toml["app_store"]["database_url"]
 
 
+def test_admin_token_comes_from_the_database_secret(render) -> None:
+    rendered = render({**POSTGRES, "database": {**POSTGRES["database"], "adminTokenKey": "admin"}, "apps": []})
+    (item,) = [e for e in rendered.container["env"] if e["name"] == "HERALD_APP_STORE__ADMIN_TOKEN"]
+    assert item["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "admin"}
+    with pytest.raises(helm.HelmValuesError):
+        render({"config": {"app_store": {"admin_token": "in-the-configmap-0123"}}})
+
+
 def test_postgres_config_passes_check_config_with_the_pod_environment(render, herald_bin: Path, tmp_path: Path) -> None:
     rendered = render({**POSTGRES, "apps": []})
     env = {**_pod_environment(rendered), DATABASE_URL_ENV: "postgres://herald:pw@db:5432/herald"}

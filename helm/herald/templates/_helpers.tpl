@@ -192,6 +192,9 @@ early with a clear message, whichever file renders first.
 {{- if not (or $store.database_url .Values.database.existingSecret) }}
 {{- fail "config.app_store.driver=postgres needs the database URL: set database.existingSecret (a Secret holding it under database.existingSecretKey) or config.app_store.database_url (without a password)" }}
 {{- end }}
+{{- if and .Values.database.adminTokenKey (not .Values.database.existingSecret) }}
+{{- fail "database.adminTokenKey needs database.existingSecret, the Secret holding the token" }}
+{{- end }}
 {{- if regexMatch "://[^/@]*:[^/@]*@" (toString $store.database_url) }}
 {{- fail "config.app_store.database_url carries a password, which would land in the ConfigMap: put the URL in a Secret and set database.existingSecret instead" }}
 {{- end }}

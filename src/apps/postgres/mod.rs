@@ -5,6 +5,7 @@
 //! entries are served when the database does not answer); only apps it has never seen are
 //! refused, as unavailable (a retryable answer), never as "no such app".
 
+pub mod admin;
 mod cache;
 mod listen;
 mod rows;
@@ -101,6 +102,11 @@ impl PostgresStore {
         });
         let listener = tokio::spawn(listen::run(store.clone(), settings));
         Ok(Postgres { store, listener })
+    }
+
+    /// The connection pool (the admin API changes apps through it).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Sets who closes sockets when their app changes (once, at startup).
