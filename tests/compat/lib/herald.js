@@ -61,8 +61,8 @@ function tomlTable(header, obj) {
 }
 
 /**
- * Renders a herald.toml. `server`, `websocket`, `webhooks`, `adapter`, `ingest` and `socketio`
- * add keys to those tables.
+ * Renders a herald.toml. `server`, `websocket`, `webhooks`, `adapter`, `ingest`, `socketio` and
+ * `appStore` ([app_store]) add keys to those tables.
  * `apps` is a list of app objects as in APPS, each optionally with
  * `limits` (an [apps.limits] table) and `webhooks` (a list of [[apps.webhooks]] tables).
  */
@@ -74,6 +74,7 @@ export function renderConfig({
   adapter = {},
   ingest = {},
   socketio = {},
+  appStore = {},
   apps = Object.values(APPS),
 } = {}) {
   const parts = [
@@ -86,6 +87,7 @@ export function renderConfig({
     tomlTable('[adapter]', adapter),
     tomlTable('[ingest]', ingest),
     tomlTable('[socketio]', socketio),
+    tomlTable('[app_store]', appStore),
   ];
   for (const app of apps) {
     const { limits, webhooks: hooks, ...keys } = app;
