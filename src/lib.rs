@@ -15,6 +15,7 @@
 //! - [`apps`]: seam for where apps come from (static config today).
 //! - [`registry`]: this node's sockets, channels, rosters, users and cache.
 //! - [`rate_limit`]: token buckets.
+//! - [`usage`]: per-app messages and connections per day, the daily message quota.
 //! - [`metrics`]: Prometheus handles and the `/metrics` `/health` `/ready` routes.
 //! - [`webhooks`]: batched, signed, retried webhook delivery.
 //! - [`shutdown`]: signals and the gradual drain.
@@ -39,5 +40,6 @@ pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod socketio;
+pub mod usage;
 pub mod webhooks;
 pub mod ws;

@@ -36,6 +36,10 @@ use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::socketio::{SocketIoDeps, SocketIoServer, SocketIoSettings};
+use crate::usage::UsageMeter;
+
+/// How often each node reports its usage counts to the cluster (and learns the totals).
+const USAGE_REPORT: Duration = Duration::from_secs(1);
 use crate::webhooks::{self, Dispatcher, WebhookSettings};
 use crate::ws::{self, WsDeps, WsSettings};
 
@@ -84,11 +88,14 @@ pub async fn start(config: Config) -> io::Result<Running> {
         }
     };
     let ingest = start_ingest(&config, apps.as_ref(), &cluster, &metrics).await?;
+    let usage = UsageMeter::new(cluster.usage.clone(), registry.clone());
+    let reporter = usage.start(USAGE_REPORT);
     let ws = &config.websocket;
     let conn = ConnDeps {
         cluster: cluster.clone(),
         metrics: metrics.clone(),
         webhooks,
+        usage: usage.clone(),
         settings: ConnSettings {
             subscription_error_event: ws.subscription_error_event,
             cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
@@ -117,11 +124,18 @@ pub async fn start(config: Config) -> io::Result<Running> {
         },
     };
     let socketio = config.socketio.enabled.then(|| socketio_server(&config, &ws_deps));
-    let api_deps = ApiDeps { apps, cluster, metrics: metrics.clone(), settings: ApiSettings::from_config(&config) };
+    let api_deps = ApiDeps {
+        apps,
+        cluster,
+        metrics: metrics.clone(),
+        usage: usage.clone(),
+        settings: ApiSettings::from_config(&config),
+    };
     let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone())?;
     let admin = AdminDeps {
         token: config.app_store.admin_token.clone(),
         pool: database.as_ref().map(|d| d.store.pool().clone()),
+        usage,
     };
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin)?;
     let stop = CancellationToken::new();
@@ -137,6 +151,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
         ingest,
         socketio,
         database,
+        reporter,
     };
     let token = stop.clone();
     let done = tokio::spawn(async move {
@@ -474,6 +489,7 @@ struct Shutdown {
     ingest: Option<Ingest>,
     socketio: Option<SocketIoServer>,
     database: Option<Postgres>,
+    reporter: JoinHandle<()>,
 }
 
 impl Shutdown {
@@ -491,6 +507,8 @@ impl Shutdown {
             // Sessions the drain closed linger in socketioxide until their transport ends.
             socketio.close().await;
         }
+        // The last usage report, with what the drain's sockets counted.
+        self.reporter.abort();
         if let Some(driver) = self.driver {
             // The sockets left the cluster one by one; give back the lease (and anything a
             // socket could not).

@@ -13,6 +13,7 @@
 //! | POST | /admin/apps/{id}/disable, /enable | | 200 app |
 //! | POST | /admin/apps/{id}/rotate-secret | | 200 app with its new `secret` |
 //! | DELETE | /admin/apps/{id} | | 204 |
+//! | GET | /admin/apps/{id}/usage | | 200 today's messages and peak connections (any store) |
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -29,6 +30,8 @@ pub struct AdminDeps {
     pub token: String,
     /// The app store's pool; `None` with the static store (apps come from the file).
     pub pool: Option<Pool>,
+    /// Usage counters (any store).
+    pub usage: crate::usage::UsageMeter,
 }
 
 /// Registers `/admin/…` (only call it with a non-empty token).
@@ -42,7 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, deps: AdminDeps) {
             .route("/{id}", web::delete().to(delete))
             .route("/{id}/disable", web::post().to(disable))
             .route("/{id}/enable", web::post().to(enable))
-            .route("/{id}/rotate-secret", web::post().to(rotate)),
+            .route("/{id}/rotate-secret", web::post().to(rotate))
+            .route("/{id}/usage", web::get().to(usage)),
     );
 }
 
@@ -73,14 +77,21 @@ impl Refused {
     }
 }
 
-/// The pool, once the request proved it holds the token.
-fn authorized<'a>(req: &HttpRequest, deps: &'a AdminDeps) -> Result<&'a Pool, Refused> {
+/// Whether the request holds the admin token.
+fn token(req: &HttpRequest, deps: &AdminDeps) -> Result<(), Refused> {
     let given =
         req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|t| secrets_equal(&deps.token, t)) {
+    if given.is_some_and(|t| secrets_equal(&deps.token, t)) {
+        Ok(())
+    } else {
         tracing::debug!("admin request refused: bad or missing token");
-        return Err(Refused::Token);
+        Err(Refused::Token)
     }
+}
+
+/// The pool, once the request proved it holds the token.
+fn authorized<'a>(req: &HttpRequest, deps: &'a AdminDeps) -> Result<&'a Pool, Refused> {
+    token(req, deps)?;
     deps.pool.as_ref().ok_or(Refused::Static)
 }
 
@@ -198,4 +209,17 @@ async fn delete(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDe
         }
         Err(e) => failed(&e),
     }
+}
+
+async fn usage(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDeps>) -> HttpResponse {
+    if let Err(refused) = token(&req, &deps) {
+        return refused.response();
+    }
+    let today = deps.usage.today(&id);
+    HttpResponse::Ok().json(json!({
+        "app_id": id.as_str(),
+        "day": crate::usage::date(today.day),
+        "messages": today.messages,
+        "peak_connections": today.peak_connections,
+    }))
 }

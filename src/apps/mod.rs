@@ -58,6 +58,8 @@ pub struct App {
     pub enabled: bool,
     /// Most simultaneous connections; 0 for no limit.
     pub max_connections: usize,
+    /// Messages a day (UTC); 0 for no quota.
+    pub quota_messages_per_day: u64,
     /// Optional behaviours.
     pub features: AppFeatures,
     /// Size and count limits.

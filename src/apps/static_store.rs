@@ -35,6 +35,7 @@ impl From<&AppConfig> for App {
             secret: Secret::new(c.secret.clone()),
             enabled: c.enabled,
             max_connections: c.max_connections,
+            quota_messages_per_day: c.quota_messages_per_day,
             features: AppFeatures {
                 client_events: c.client_events,
                 subscription_count: c.subscription_count,

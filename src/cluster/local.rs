@@ -1,24 +1,49 @@
 //! The single-node driver: this process's registry is the whole cluster.
 //! Must not block: every call is a short registry section plus `try_push`es, and never fails.
 
+use std::sync::Arc;
+
 use bytestring::ByteString;
+use dashmap::DashMap;
 use tokio::time::{Duration, Instant};
 
-use super::{Bus, ClusterError, ClusterState, Queries};
+use super::{Bus, ClusterError, ClusterState, Queries, Usage, UsageTotals};
 use crate::protocol::server_event::{self, WatchlistStatus};
 use crate::protocol::{ChannelName, ErrorCode, PresenceMember, SocketId};
 use crate::registry::{CachedEvent, ChannelStats, Joined, Left, Namespace, Outbound, Registry};
 
-/// Bus, state and queries within one node.
+/// Bus, state, queries and usage within one node.
 #[derive(Clone, Debug)]
 pub struct LocalCluster {
     registry: Registry,
+    /// (app, day) → totals; days older than yesterday are dropped as new ones start.
+    usage: Arc<DashMap<(String, u32), UsageTotals>>,
 }
 
 impl LocalCluster {
     /// A driver over `registry`.
     pub fn new(registry: Registry) -> Self {
-        Self { registry }
+        Self { registry, usage: Arc::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Usage for LocalCluster {
+    async fn record(
+        &self,
+        app_id: &str,
+        day: u32,
+        messages: u64,
+        connections: u64,
+    ) -> Result<UsageTotals, ClusterError> {
+        let key = (app_id.to_owned(), day);
+        if !self.usage.contains_key(&key) {
+            self.usage.retain(|(_, d), _| d.saturating_add(1) >= day);
+        }
+        let mut totals = self.usage.entry(key).or_default();
+        totals.messages += messages;
+        totals.peak_connections = totals.peak_connections.max(connections);
+        Ok(*totals)
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`ClusterState`] decides the facts that must hold for the whole cluster, each atomically:
 //!   connection slots, joins and leaves (first subscriber, first socket of a user, the roster),
 //!   sign-ins, the cache-channel store;
-//! - [`Queries`] answers the REST API's questions for the whole cluster.
+//! - [`Queries`] answers the REST API's questions for the whole cluster;
+//! - [`Usage`] adds up each app's messages and connections per day (plan quotas, the admin API).
 //!
 //! The `local` driver is this node's registry; a cluster driver decides in Redis and delivers
 //! through it, so that every node runs the same code paths on one node and on many.
@@ -43,14 +44,44 @@ pub struct Cluster {
     pub state: Arc<dyn ClusterState>,
     /// Cluster-wide REST queries.
     pub queries: Arc<dyn Queries>,
+    /// Cluster-wide usage counters.
+    pub usage: Arc<dyn Usage>,
 }
 
 impl Cluster {
     /// The single-node driver over `registry`.
     pub fn local(registry: crate::registry::Registry) -> Self {
         let local = Arc::new(LocalCluster::new(registry));
-        Self { bus: local.clone(), state: local.clone(), queries: local }
+        Self { bus: local.clone(), state: local.clone(), queries: local.clone(), usage: local }
     }
+}
+
+/// One app's usage on one day (UTC), for the whole cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageTotals {
+    /// Messages counted (REST events per channel, client events).
+    pub messages: u64,
+    /// The most connections open at once, as sampled at each node's report.
+    pub peak_connections: u64,
+}
+
+/// Per-app usage, added up across nodes.
+///
+/// Contract: each node calls `record` about once a second per active app with the messages
+/// it counted since its last call and its open connections; the answer is the day's totals,
+/// including every node's reports so far. A node's connections count towards the peak while
+/// its reports are recent (three report periods), so a dead node stops counting.
+#[async_trait::async_trait]
+pub trait Usage: Send + Sync {
+    /// Adds `messages` to `app_id`'s count for `day` (days since the Unix epoch, UTC) and
+    /// reports this node's `connections`; returns the day's totals.
+    async fn record(
+        &self,
+        app_id: &str,
+        day: u32,
+        messages: u64,
+        connections: u64,
+    ) -> Result<UsageTotals, ClusterError>;
 }
 
 /// Delivery to the local subscribers of every node.

@@ -394,6 +394,9 @@ pub struct AppConfig {
     pub user_authentication_timeout_secs: u64,
     /// Most simultaneous connections; 0 for no limit (4004 above it).
     pub max_connections: usize,
+    /// Messages (REST events per channel, client events) a day (UTC); 0 for no quota. Above
+    /// it REST publishes get 429 and client events 4301.
+    pub quota_messages_per_day: u64,
     /// Send `pusher_internal:subscription_count` on non-presence channels.
     pub subscription_count: bool,
     /// Where socket.io subscriptions to private and presence channels are authorized
@@ -423,6 +426,7 @@ impl Default for AppConfig {
             require_user_authentication: false,
             user_authentication_timeout_secs: 30,
             max_connections: 0,
+            quota_messages_per_day: 0,
             subscription_count: false,
             auth_host: String::new(),
             auth_endpoint: "/broadcasting/auth".into(),
@@ -445,6 +449,7 @@ impl fmt::Debug for AppConfig {
             require_user_authentication,
             user_authentication_timeout_secs,
             max_connections,
+            quota_messages_per_day,
             subscription_count,
             auth_host,
             auth_endpoint,
@@ -462,6 +467,7 @@ impl fmt::Debug for AppConfig {
             .field("require_user_authentication", require_user_authentication)
             .field("user_authentication_timeout_secs", user_authentication_timeout_secs)
             .field("max_connections", max_connections)
+            .field("quota_messages_per_day", quota_messages_per_day)
             .field("subscription_count", subscription_count)
             .field("auth_host", &redacted_url(auth_host))
             .field("auth_endpoint", auth_endpoint)

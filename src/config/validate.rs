@@ -313,6 +313,7 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
         require_user_authentication,
         user_authentication_timeout_secs,
         max_connections,
+        quota_messages_per_day,
         subscription_count: _,
         auth_host,
         auth_endpoint,
@@ -353,6 +354,7 @@ fn check_app(app: &AppConfig, at: &str, issues: &mut Issues) {
     let here = path::child_key(at, "user_authentication_timeout_secs");
     issues.within(here, *user_authentication_timeout_secs, min_auth_timeout, DAY);
     issues.within(path::child_key(at, "max_connections"), *max_connections as u64, 0, 100_000_000);
+    issues.within(path::child_key(at, "quota_messages_per_day"), *quota_messages_per_day, 0, 1_000_000_000_000);
     check_limits(limits, &path::child_key(at, "limits"), issues);
 }
 

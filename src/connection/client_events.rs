@@ -23,12 +23,15 @@ enum ClientEventError {
     TooLarge,
     #[error("Client event rate limit exceeded")]
     RateLimited,
+    #[error("The app's daily message quota is reached")]
+    QuotaReached,
 }
 
 impl ClientEventError {
     fn rejection(&self) -> Rejection {
         match self {
             Self::RateLimited => Rejection::ClientEventRateLimited,
+            Self::QuotaReached => Rejection::MessageQuota,
             Self::Disabled | Self::WrongChannel | Self::NotSubscribed | Self::NameTooLong | Self::TooLarge => {
                 Rejection::ClientEventRefused
             }
@@ -96,6 +99,9 @@ impl Connection {
         }
         if !self.client_events.try_take(now) {
             return Err(ClientEventError::RateLimited);
+        }
+        if !self.deps.usage.take(app, 1) {
+            return Err(ClientEventError::QuotaReached);
         }
         Ok((name, user_id))
     }

@@ -56,6 +56,8 @@ pub struct ConnDeps {
     pub metrics: Metrics,
     /// Webhook queue.
     pub webhooks: Webhooks,
+    /// Usage counters and the daily message quota (client events count).
+    pub usage: crate::usage::UsageMeter,
     /// Settings.
     pub settings: ConnSettings,
 }

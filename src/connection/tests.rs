@@ -32,6 +32,7 @@ impl World {
             cluster: Cluster::local(registry.clone()),
             metrics,
             webhooks,
+            usage: crate::usage::UsageMeter::new(Cluster::local(registry.clone()).usage, registry.clone()),
             settings: ConnSettings {
                 subscription_error_event: true,
                 cache_ttl: Duration::from_secs(60),

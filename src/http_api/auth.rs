@@ -190,6 +190,7 @@ mod tests {
             limits: Limits::default(),
             webhooks: Vec::new(),
             auth_url: None,
+            quota_messages_per_day: 0,
             origins: Default::default(),
         }
     }

@@ -169,6 +169,12 @@ pub enum ApiError {
         /// Why it was refused.
         error: Box<ApiError>,
     },
+    /// The app's daily message quota would be passed (nothing of the request was published).
+    #[error("the app's daily message quota ({quota} messages) is reached")]
+    QuotaReached {
+        /// The quota.
+        quota: u64,
+    },
     /// No route under `/apps` matches.
     #[error("not found")]
     RouteNotFound,
@@ -193,6 +199,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::DataTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::QuotaReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InBatch { error, .. } => error.status(),
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::AppStore(_) | Self::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -207,6 +214,7 @@ impl ApiError {
                 Some(Rejection::ApiBadRequest)
             }
             Self::InBatch { error, .. } => error.rejection(),
+            Self::QuotaReached { .. } => Some(Rejection::MessageQuota),
             Self::AppNotFound
             | Self::AppDisabled
             | Self::BodyTimeout

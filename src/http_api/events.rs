@@ -29,6 +29,7 @@ struct BatchIn {
 /// 400/413 for an invalid event (nothing published); 503 when the cluster is unreachable.
 pub(super) async fn trigger(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
     let event = object::<EventIn>(&signed.body)?.validate(&signed.app.limits)?;
+    take_quota(deps, signed, event.channels.len())?;
     let app_id = signed.app.id.as_str();
     let reply = match event.info {
         Some(info) => {
@@ -53,6 +54,7 @@ pub(super) async fn trigger(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespo
 /// unreachable.
 pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpResponse, ApiError> {
     let events = validate_batch(&signed.body, &signed.app.limits)?;
+    take_quota(deps, signed, events.iter().map(|e| e.channels.len()).sum())?;
     let app_id = signed.app.id.as_str();
     let mut replies = Vec::new();
     if events.iter().any(|e| e.info.is_some()) {
@@ -73,6 +75,19 @@ pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespons
     }
     tracing::debug!(events = events.len(), "batch triggered");
     if replies.is_empty() { Ok(json_empty()) } else { Ok(json_ok(&BatchReply { batch: replies })) }
+}
+
+/// Counts the request's messages (one per event and channel) against the app's daily quota;
+/// a request that would pass it is refused whole.
+///
+/// # Errors
+/// 429 when the quota is reached.
+fn take_quota(deps: &ApiDeps, signed: &Signed, messages: usize) -> Result<(), ApiError> {
+    if deps.usage.take(&signed.app, messages as u64) {
+        Ok(())
+    } else {
+        Err(ApiError::QuotaReached { quota: signed.app.quota_messages_per_day })
+    }
 }
 
 /// Every item of a `batch_events` body, validated; the first refused one names its index.

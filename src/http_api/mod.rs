@@ -42,6 +42,8 @@ pub struct ApiDeps {
     pub cluster: Cluster,
     /// Request and rejection counters.
     pub metrics: Metrics,
+    /// Usage counters and the daily message quota.
+    pub usage: crate::usage::UsageMeter,
     /// Limits and timeouts.
     pub settings: ApiSettings,
 }

@@ -59,6 +59,8 @@ pub enum Rejection {
     ClusterUnavailable,
     /// Connection refused (4009): the page's `Origin` is not one the app allows.
     OriginNotAllowed,
+    /// A REST publish (429) or client event (4301) over the app's daily message quota.
+    MessageQuota,
 }
 
 impl Rejection {
@@ -87,6 +89,7 @@ impl Rejection {
             Self::ApiBadRequest => "api_bad_request",
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::OriginNotAllowed => "origin_not_allowed",
+            Self::MessageQuota => "message_quota",
         }
     }
 }

@@ -110,6 +110,12 @@ impl Keys {
         format!("{}:{{nodes}}:reaping", self.prefix)
     }
 
+    /// Hash of app `app`'s usage on `day`: `messages`, `peak`, and `c:<node>` = that node's
+    /// connections and when it said so (`count:ms`). Shares its slot with `connections`.
+    pub(super) fn usage(&self, app: &str, day: u32) -> String {
+        format!("{}:{{{app}:a}}:usage:{day}", self.prefix)
+    }
+
     /// Hash node id → connections of app `app` on that node (apps with a connection quota).
     pub(super) fn connections(&self, app: &str) -> String {
         format!("{}:{{{app}:a}}:conns", self.prefix)

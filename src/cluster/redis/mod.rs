@@ -24,6 +24,7 @@ mod queries;
 mod reader;
 mod scripts;
 mod state;
+mod usage;
 mod wire;
 mod writer;
 
@@ -159,7 +160,7 @@ impl RedisDriver {
     /// The three seams over this driver.
     pub fn cluster(&self) -> Cluster {
         let driver = Arc::new(RedisCluster { core: self.core.clone() });
-        Cluster { bus: driver.clone(), state: driver.clone(), queries: driver }
+        Cluster { bus: driver.clone(), state: driver.clone(), queries: driver.clone(), usage: driver }
     }
 
     /// Where transitions the driver decides on its own (reaps, resyncs) are announced.

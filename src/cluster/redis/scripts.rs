@@ -19,6 +19,7 @@ pub(super) struct Scripts {
     pub(super) claim: Script,
     pub(super) confirm: Script,
     pub(super) gone: Script,
+    pub(super) usage: Script,
 }
 
 /// A script from `lua/`, after the shared `lua/prelude.lua` (Lua has no includes).
@@ -43,6 +44,7 @@ impl Scripts {
             claim: script!("claim"),
             confirm: script!("confirm"),
             gone: script!("gone"),
+            usage: script!("usage"),
         }
     }
 }

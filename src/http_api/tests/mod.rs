@@ -77,6 +77,7 @@ pub(super) fn harness_with(settings: ApiSettings) -> Harness {
         apps: std::sync::Arc::new(StaticAppStore::new(&apps)),
         cluster: Cluster::local(registry.clone()),
         metrics: metrics.clone(),
+        usage: crate::usage::UsageMeter::new(Cluster::local(registry.clone()).usage, registry.clone()),
         settings,
     };
     Harness { deps, registry, metrics }
