@@ -93,4 +93,5 @@ async fn usage_counts_on_one_node_without_a_quota() {
     let u = usage(&s).await;
     assert_eq!(u["messages"], 4, "exact on one node: {u}");
     assert_eq!(u["day"].as_str().map(str::len), Some(10));
+    assert_eq!(s.metric("herald_app_messages_total").await, 4.0);
 }

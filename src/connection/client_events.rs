@@ -103,6 +103,7 @@ impl Connection {
         if !self.deps.usage.take(app, 1) {
             return Err(ClientEventError::QuotaReached);
         }
+        self.me.metrics.messages.inc();
         Ok((name, user_id))
     }
 }

@@ -84,6 +84,7 @@ pub(super) async fn batch(deps: &ApiDeps, signed: &Signed) -> Result<HttpRespons
 /// 429 when the quota is reached.
 fn take_quota(deps: &ApiDeps, signed: &Signed, messages: usize) -> Result<(), ApiError> {
     if deps.usage.take(&signed.app, messages as u64) {
+        deps.metrics.app(&signed.app.id).messages.inc_by(messages as u64);
         Ok(())
     } else {
         Err(ApiError::QuotaReached { quota: signed.app.quota_messages_per_day })

@@ -108,6 +108,7 @@ struct Inner {
     ws_messages: IntCounterVec,
     ws_bytes: IntCounterVec,
     slow_consumers: IntCounterVec,
+    app_messages: IntCounterVec,
     channels: IntGaugeVec,
     presence_members: IntGaugeVec,
     open_sockets: IntGauge,
@@ -146,6 +147,8 @@ pub struct AppMetrics {
     pub bytes_out: IntCounter,
     /// Sockets closed because their queue was full.
     pub slow_consumers: IntCounter,
+    /// Messages counted towards the app's usage (REST events per channel, client events).
+    pub messages: IntCounter,
     /// Channels with a subscriber on this node.
     pub channels: IntGauge,
     /// Presence users with a socket on this node, summed over channels.
@@ -189,6 +192,11 @@ impl Metrics {
             slow_consumers: counter(
                 "herald_slow_consumer_disconnects_total",
                 "Sockets closed with 4100 because their outbound queue was full",
+                app,
+            ),
+            app_messages: counter(
+                "herald_app_messages_total",
+                "Messages counted towards the app's usage and daily quota (REST events per channel, client events)",
                 app,
             ),
             channels: gauge("herald_channels", "Channels with a subscriber on this node", app),
@@ -248,6 +256,7 @@ impl Metrics {
             Box::new(inner.ws_messages.clone()),
             Box::new(inner.ws_bytes.clone()),
             Box::new(inner.slow_consumers.clone()),
+            Box::new(inner.app_messages.clone()),
             Box::new(inner.channels.clone()),
             Box::new(inner.presence_members.clone()),
             Box::new(inner.open_sockets.clone()),
@@ -282,6 +291,7 @@ impl Metrics {
             bytes_in: i.ws_bytes.with_label_values(&[app_id, "in"]),
             bytes_out: i.ws_bytes.with_label_values(&[app_id, "out"]),
             slow_consumers: i.slow_consumers.with_label_values(&[app_id]),
+            messages: i.app_messages.with_label_values(&[app_id]),
             channels: i.channels.with_label_values(&[app_id]),
             presence_members: i.presence_members.with_label_values(&[app_id]),
         };
