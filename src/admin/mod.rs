@@ -215,7 +215,7 @@ async fn usage(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDep
     if let Err(refused) = token(&req, &deps) {
         return refused.response();
     }
-    let today = deps.usage.today(&id);
+    let today = deps.usage.today(&id).await;
     HttpResponse::Ok().json(json!({
         "app_id": id.as_str(),
         "day": crate::usage::date(today.day),

@@ -52,6 +52,8 @@ struct AppUsage {
     /// The cluster's total at the last report (this node's reported messages included).
     messages: AtomicU64,
     peak: AtomicU64,
+    /// The app's quota as last seen (apps with one are reported even while idle here).
+    quota: AtomicU64,
 }
 
 impl AppUsage {
@@ -106,6 +108,7 @@ impl UsageMeter {
         let u = self.entry(&app.id);
         u.roll(today());
         let quota = app.quota_messages_per_day;
+        u.quota.store(quota, Ordering::Relaxed);
         let used = u.messages.load(Ordering::Acquire) + u.pending.load(Ordering::Acquire);
         if quota > 0 && used.saturating_add(n) > quota {
             return false;
@@ -114,12 +117,15 @@ impl UsageMeter {
         true
     }
 
-    /// `app_id`'s usage today, as this node knows it.
-    pub fn today(&self, app_id: &str) -> Today {
+    /// `app_id`'s usage today, fresh from the cluster (a report of its own first); this
+    /// node's view when the cluster does not answer.
+    pub async fn today(&self, app_id: &str) -> Today {
         let day = today();
         let u = self.entry(app_id);
         u.roll(day);
         let here = self.inner.registry.namespace(app_id).connection_count() as u64;
+        let taken = u.pending.swap(0, Ordering::AcqRel);
+        self.send(app_id, &u, day, taken, here).await;
         Today {
             day,
             messages: u.messages.load(Ordering::Acquire) + u.pending.load(Ordering::Acquire),
@@ -127,7 +133,8 @@ impl UsageMeter {
         }
     }
 
-    /// Reports every app with messages or connections on this node once.
+    /// Reports every app with messages or connections on this node once (idle apps cost
+    /// nothing, however many a hosted service has).
     pub async fn report(&self) {
         let day = today();
         let mut ids: Vec<String> = self.inner.apps.iter().map(|e| e.key().clone()).collect();
@@ -141,18 +148,29 @@ impl UsageMeter {
             u.roll(day);
             let connections = self.inner.registry.namespace(&id).connection_count() as u64;
             let taken = u.pending.swap(0, Ordering::AcqRel);
-            match self.inner.cluster.record(&id, day, taken, connections).await {
-                Ok(totals) => {
-                    if u.day.load(Ordering::Acquire) == day {
-                        u.messages.fetch_max(totals.messages, Ordering::AcqRel);
-                        u.peak.fetch_max(totals.peak_connections, Ordering::AcqRel);
-                    }
+            if taken == 0 && connections == 0 && u.quota.load(Ordering::Relaxed) == 0 {
+                // Idle here and without a quota to keep: nothing to report.
+                continue;
+            }
+            self.send(&id, &u, day, taken, connections).await;
+        }
+    }
+
+    /// One report; on failure the messages are counted again next time (nothing is lost
+    /// while the cluster is away).
+    async fn send(&self, id: &str, u: &AppUsage, day: u32, taken: u64, connections: u64) -> bool {
+        match self.inner.cluster.record(id, day, taken, connections).await {
+            Ok(totals) => {
+                if u.day.load(Ordering::Acquire) == day {
+                    u.messages.fetch_max(totals.messages, Ordering::AcqRel);
+                    u.peak.fetch_max(totals.peak_connections, Ordering::AcqRel);
                 }
-                Err(e) => {
-                    // Counted again next time: nothing is lost while the cluster is away.
-                    u.pending.fetch_add(taken, Ordering::AcqRel);
-                    tracing::debug!(error = %e, app_id = %id, "usage report failed");
-                }
+                true
+            }
+            Err(e) => {
+                u.pending.fetch_add(taken, Ordering::AcqRel);
+                tracing::debug!(error = %e, app_id = %id, "usage report failed");
+                false
             }
         }
     }
@@ -194,7 +212,7 @@ mod tests {
         assert!(meter.take(&app, 2));
         assert!(!meter.take(&app, 1));
         meter.report().await;
-        assert_eq!(meter.today("a").messages, 5, "reported, not counted twice");
+        assert_eq!(meter.today("a").await.messages, 5, "reported, not counted twice");
         let free = App::from(&AppConfig { id: "b".into(), ..AppConfig::default() });
         assert!(meter.take(&free, 1_000_000), "no quota");
     }
