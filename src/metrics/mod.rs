@@ -128,9 +128,22 @@ struct ApiMetrics {
     duration: HistogramVec,
 }
 
-/// Handles of one app's series, resolved once per connection instead of per message.
+/// Handles of one app's series, resolved once per connection instead of per message. Shared:
+/// each connection keeps one pointer to them, not a copy of every handle.
 #[derive(Clone, Debug)]
-pub struct AppMetrics {
+pub struct AppMetrics(Arc<AppSeries>);
+
+impl std::ops::Deref for AppMetrics {
+    type Target = AppSeries;
+
+    fn deref(&self) -> &AppSeries {
+        &self.0
+    }
+}
+
+/// The handles behind [`AppMetrics`].
+#[derive(Debug)]
+pub struct AppSeries {
     /// Open connections.
     pub connections: IntGauge,
     /// Connections accepted.
@@ -282,7 +295,7 @@ impl Metrics {
             return m.value().clone();
         }
         let i = &self.inner;
-        let m = AppMetrics {
+        let m = AppMetrics(Arc::new(AppSeries {
             connections: i.connections.with_label_values(&[app_id]),
             connects: i.connects.with_label_values(&[app_id]),
             disconnects: i.disconnects.with_label_values(&[app_id]),
@@ -294,7 +307,7 @@ impl Metrics {
             messages: i.app_messages.with_label_values(&[app_id]),
             channels: i.channels.with_label_values(&[app_id]),
             presence_members: i.presence_members.with_label_values(&[app_id]),
-        };
+        }));
         i.per_app.entry(app_id.to_owned()).or_insert(m).value().clone()
     }
 
