@@ -40,18 +40,22 @@ export async function startLaravelAuth() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-laravel-'));
   const log = path.join(dir, 'requests.jsonl');
   fs.writeFileSync(log, '');
+  // Its own process group: with PHP_CLI_SERVER_WORKERS, php -S forks workers, which must
+  // stop with it (killing the group by its id, the server's PID).
   const child = spawn('php', ['-S', `127.0.0.1:${port}`, path.join(LARAVEL, 'auth.php')], {
     stdio: 'ignore',
+    detached: true,
     env: { ...process.env, AUTH_LOG: log, PHP_CLI_SERVER_WORKERS: '8' },
   });
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  process.on('exit', () => {
+  const kill = () => {
     try {
-      process.kill(child.pid, 'SIGKILL');
+      process.kill(-child.pid, 'SIGKILL');
     } catch {
       // gone
     }
-  });
+  };
+  process.on('exit', kill);
   const deadline = Date.now() + 10000;
   while (!(await accepting(port))) {
     if (Date.now() > deadline) throw new Error('php -S did not start (apt-get install php-cli)');
@@ -67,11 +71,7 @@ export async function startLaravelAuth() {
         .map((l) => JSON.parse(l));
     },
     async stop() {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
+      kill();
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });
     },
