@@ -1,16 +1,17 @@
 //! Composition root: builds every service from `Config`, starts both listeners, runs shutdown.
 //! The only module that knows every concrete type; must hold no protocol logic.
 
+mod parts;
+
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use actix_codec::Framed;
 use actix_cors::Cors;
 use actix_http::HttpService;
-use std::convert::Infallible;
-use std::rc::Rc;
-
-use actix_codec::Framed;
 use actix_http::{Request, h1};
 use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::dev::{AppConfig, ServerHandle};
@@ -23,25 +24,25 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminDeps;
-use crate::admission::{Admission, AdmissionSettings};
-use crate::apps::postgres::{Postgres, PostgresSettings, PostgresStore};
-use crate::apps::{AppStore, StaticAppStore};
-use crate::cluster::{Cluster, RedisDriver, RedisSettings};
-use crate::config::{AdapterConfig, AdapterDriver, AppStoreDriver, Config, FD_RESERVE, ServerConfig, parse_proxy};
+use crate::admission::Admission;
+use crate::apps::postgres::Postgres;
+use crate::cluster::{Cluster, RedisDriver};
+use crate::config::{AdapterDriver, Config};
 use crate::connection::{Announcer, ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
-use crate::ingest::{Ingest, IngestSettings};
+use crate::ingest::Ingest;
 use crate::metrics::{self, Health, Metrics};
 use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 use crate::shutdown;
-use crate::socketio::{SocketIoDeps, SocketIoServer, SocketIoSettings};
+use crate::socketio::SocketIoServer;
 use crate::usage::UsageMeter;
+use crate::webhooks::{self, Dispatcher, WebhookSettings};
+use crate::ws::{self, WsDeps, WsSettings};
+use parts::{admission_settings, app_store, redis_settings, socketio_server, start_ingest};
 
 /// How often each node reports its usage counts to the cluster (and learns the totals).
 const USAGE_REPORT: Duration = Duration::from_secs(1);
-use crate::webhooks::{self, Dispatcher, WebhookSettings};
-use crate::ws::{self, WsDeps, WsSettings};
 
 /// A started server: its bound addresses and the handle that stops it.
 pub struct Running {
@@ -189,140 +190,6 @@ pub async fn run(config: Config, mut signals: mpsc::Receiver<()>) -> io::Result<
             tracing::warn!("second shutdown signal: exiting without finishing the drain");
             Ok(Stopped::Interrupted)
         }
-    }
-}
-
-/// Starts reading Laravel's `redis` broadcaster when `[ingest]` is enabled.
-///
-/// # Errors
-/// Its app is unknown, or its Redis is unreachable.
-async fn start_ingest(
-    config: &Config,
-    apps: &dyn AppStore,
-    cluster: &Cluster,
-    metrics: &Metrics,
-) -> io::Result<Option<Ingest>> {
-    let ingest = &config.ingest;
-    if !ingest.enabled {
-        return Ok(None);
-    }
-    let app_id = match ingest.app_id.as_str() {
-        "" => config.apps.first().map(|a| a.id.clone()).unwrap_or_default(),
-        id => id.to_owned(),
-    };
-    let app = apps
-        .find_by_id(&app_id)
-        .await
-        .map_err(io::Error::other)?
-        .ok_or_else(|| io::Error::other(format!("ingest.app_id: no app {app_id:?}")))?;
-    let settings = IngestSettings {
-        url: ingest.url(&config.adapter).to_owned(),
-        key_prefix: ingest.key_prefix.clone(),
-        own_prefix: config.adapter.key_prefix.clone(),
-        cache_ttl: Duration::from_secs(config.websocket.cache_ttl_secs),
-        timeout: Duration::from_millis(config.adapter.command_timeout_ms),
-    };
-    let started = Ingest::start(settings, app, cluster.clone(), metrics.clone()).await;
-    started.map(Some).map_err(io::Error::other)
-}
-
-/// The app store: the configuration's `[[apps]]`, or PostgreSQL (whose changes close this
-/// node's sockets of a disabled, deleted or re-keyed app).
-///
-/// # Errors
-/// The database URL is malformed.
-fn app_store(
-    config: &Config,
-    metrics: &Metrics,
-    registry: &Registry,
-) -> io::Result<(Arc<dyn AppStore>, Option<Postgres>)> {
-    let s = &config.app_store;
-    if s.driver == AppStoreDriver::Static {
-        return Ok((Arc::new(StaticAppStore::new(&config.apps)), None));
-    }
-    let settings = PostgresSettings {
-        url: s.database_url.clone(),
-        pool_size: s.pool_size,
-        migrate: s.migrate,
-        cache_ttl: Duration::from_secs(s.cache_ttl_secs),
-        miss_ttl: Duration::from_millis(s.miss_ttl_ms),
-        timeout: Duration::from_millis(s.timeout_ms),
-    };
-    let database = PostgresStore::start(settings, metrics.clone()).map_err(io::Error::other)?;
-    let registry = registry.clone();
-    database.store.on_change(Arc::new(move |app_id, code| {
-        let sockets = registry.namespace(app_id).outbounds();
-        if !sockets.is_empty() {
-            tracing::info!(%app_id, code = code.code(), sockets = sockets.len(), "app changed; closing its sockets");
-        }
-        for out in sockets {
-            out.close(code);
-        }
-    }));
-    Ok((database.store.clone(), Some(database)))
-}
-
-/// Echo's socket.io endpoint, sharing the Pusher endpoint's connection dependencies,
-/// registry, draining flag and admission.
-fn socketio_server(config: &Config, ws: &WsDeps) -> SocketIoServer {
-    let sio = &config.socketio;
-    let app_id = match sio.app_id.as_str() {
-        "" => config.apps.first().map(|a| a.id.clone()).unwrap_or_default(),
-        id => id.to_owned(),
-    };
-    SocketIoServer::new(SocketIoDeps {
-        apps: ws.apps.clone(),
-        conn: ws.conn.clone(),
-        registry: ws.registry.clone(),
-        health: ws.health.clone(),
-        admission: ws.admission.clone(),
-        settings: SocketIoSettings {
-            app_id,
-            path: format!("{}{}", config.server.path_prefix, sio.path),
-            ping_interval: Duration::from_millis(sio.ping_interval_ms),
-            ping_timeout: Duration::from_millis(sio.ping_timeout_ms),
-            max_payload_bytes: sio.max_payload_bytes,
-            outbound_queue_frames: ws.settings.outbound_queue_frames,
-            inbound: ws.settings.inbound,
-            auth_timeout: Duration::from_millis(sio.auth_timeout_ms),
-            auth_concurrency: sio.auth_concurrency,
-            auth_max_response_bytes: sio.auth_max_response_bytes,
-            cors_allowed_origins: sio.cors_allowed_origins.clone(),
-        },
-    })
-}
-
-/// The Redis drivers' settings.
-fn redis_settings(adapter: &AdapterConfig, vacate_delay_ms: u64) -> RedisSettings {
-    RedisSettings {
-        url: adapter.redis_url.clone(),
-        cluster: adapter.driver == AdapterDriver::RedisCluster,
-        prefix: adapter.key_prefix.clone(),
-        lease: Duration::from_millis(adapter.lease_ms),
-        heartbeat: Duration::from_millis(adapter.heartbeat_ms),
-        timeout: Duration::from_millis(adapter.command_timeout_ms),
-        bus_queue: adapter.bus_queue,
-        vacate_delay: Duration::from_millis(vacate_delay_ms),
-    }
-}
-
-/// The node's admission limits; an automatic `max_connections` leaves `FD_RESERVE` of the
-/// open-files limit to everything that is not a socket.
-fn admission_settings(server: &ServerConfig) -> AdmissionSettings {
-    let max_connections = match server.max_connections {
-        0 => {
-            let (soft, _) = rlimit::Resource::NOFILE.get().unwrap_or((u64::MAX, u64::MAX));
-            let max = soft.saturating_sub(FD_RESERVE).max(soft / 2);
-            usize::try_from(max).unwrap_or(usize::MAX)
-        }
-        n => n,
-    };
-    AdmissionSettings {
-        max_connections,
-        per_second: server.max_connections_per_second,
-        burst: server.connections_burst,
-        max_per_ip: server.max_connections_per_ip,
-        trusted_proxies: server.trusted_proxies.iter().filter_map(|p| parse_proxy(p)).collect(),
     }
 }
 

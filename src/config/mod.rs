@@ -6,6 +6,7 @@ mod echo_server;
 mod env;
 mod error;
 mod file;
+mod ingest;
 mod load;
 mod path;
 mod socketio;
@@ -16,6 +17,7 @@ pub use app_store::{AppStoreConfig, AppStoreDriver};
 pub use echo_server::{Converted, convert as convert_echo_server};
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
+pub use ingest::IngestConfig;
 pub use load::{load, load_str};
 pub use socketio::SocketIoConfig;
 pub use validate::{Issue, check_app_config, parse_proxy, validate};
@@ -315,50 +317,6 @@ pub fn redacted_redis_url(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Laravel's `redis` broadcaster read as an event source: what it PUBLISHes is delivered to
-/// the channel's subscribers. `Debug` never shows a password in the URL.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IngestConfig {
-    /// Read Laravel's broadcasts.
-    pub enabled: bool,
-    /// The Redis Laravel publishes to; empty: `adapter.redis_url`.
-    pub redis_url: String,
-    /// Laravel's Redis key prefix (`database.redis.options.prefix`), stripped from channel
-    /// names when present; names without it are taken as they are.
-    pub key_prefix: String,
-    /// The app the broadcasts belong to; empty: the only app.
-    pub app_id: String,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        Self { enabled: false, redis_url: String::new(), key_prefix: "laravel_database_".into(), app_id: String::new() }
-    }
-}
-
-impl fmt::Debug for IngestConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IngestConfig")
-            .field("enabled", &self.enabled)
-            .field("redis_url", &redacted_redis_url(&self.redis_url))
-            .field("key_prefix", &self.key_prefix)
-            .field("app_id", &self.app_id)
-            .finish()
-    }
-}
-
-impl IngestConfig {
-    /// The Redis to read from: `redis_url`, or the adapter's.
-    pub fn url<'a>(&'a self, adapter: &'a AdapterConfig) -> &'a str {
-        if self.redis_url.is_empty() {
-            adapter.redis_url.split(',').next().unwrap_or("").trim()
-        } else {
-            &self.redis_url
-        }
-    }
 }
 
 /// Drivers.

@@ -79,16 +79,7 @@ pub(super) fn check(cfg: &SocketIoConfig, apps: &[super::AppConfig], db: bool) -
         issues.push(("socketio.path", "must start with / and not end with / (e.g. /socket.io)".into()));
     }
     if *enabled {
-        if app_id.is_empty() {
-            if db || apps.len() != 1 {
-                issues.push((
-                    "socketio.app_id",
-                    "must name the app Echo's socket.io clients use when there are several apps".into(),
-                ));
-            }
-        } else if !db && !apps.iter().any(|a| &a.id == app_id) {
-            issues.push(("socketio.app_id", format!("names no app ({app_id:?})")));
-        }
+        issues.extend(super::ingest::check_app_id("socketio.app_id", "Echo's socket.io clients use", app_id, apps, db));
     }
     issues
 }

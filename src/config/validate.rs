@@ -63,7 +63,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     // With apps in a database, the file's [[apps]] are not served: name the app explicitly.
     let db = app_store.driver == super::AppStoreDriver::Postgres;
     let file_apps: &[AppConfig] = if db { &[] } else { apps };
-    check_ingest(ingest, adapter, file_apps, db, &mut issues);
+    for (key, message) in super::ingest::check(ingest, adapter, file_apps, db) {
+        issues.push(key, message);
+    }
     for (key, message) in super::socketio::check(socketio, file_apps, db) {
         issues.push(key, message);
     }
@@ -106,31 +108,6 @@ fn check_adapter(adapter: &AdapterConfig, issues: &mut Issues) {
     }
     issues.within("adapter.command_timeout_ms", *command_timeout_ms, 50, 60_000);
     issues.within("adapter.bus_queue", *bus_queue as u64, 16, 10_000_000);
-}
-
-/// Laravel's broadcaster source: a Redis URL to read, and an app to deliver to.
-fn check_ingest(
-    ingest: &super::IngestConfig,
-    adapter: &AdapterConfig,
-    apps: &[AppConfig],
-    db: bool,
-    issues: &mut Issues,
-) {
-    let super::IngestConfig { enabled, redis_url: _, key_prefix: _, app_id } = ingest;
-    if !*enabled {
-        return;
-    }
-    let url = ingest.url(adapter);
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        issues.push("ingest.redis_url", "must be redis://… or rediss://… (or empty to use adapter.redis_url)");
-    }
-    if app_id.is_empty() {
-        if db || apps.len() != 1 {
-            issues.push("ingest.app_id", "must name the app Laravel broadcasts for when there are several apps");
-        }
-    } else if !db && !apps.iter().any(|a| &a.id == app_id) {
-        issues.push("ingest.app_id", format!("names no app ({app_id:?})"));
-    }
 }
 
 const HOUR: u64 = 3600;

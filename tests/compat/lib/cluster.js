@@ -10,17 +10,10 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { startHerald } from './herald.js';
 import { startRoundRobin } from './proxy.js';
+import { freePort } from './ports.js';
 
 /** The number of nodes the suite runs on (0: one plain node). */
 export const CLUSTER_NODES = Number(process.env.COMPAT_CLUSTER || 0);
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 async function ping(port) {
   return new Promise((resolve) => {

@@ -9,16 +9,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './herald.js';
+import { freePort } from './ports.js';
 
 const LARAVEL = path.join(REPO_ROOT, 'tests', 'laravel');
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 async function accepting(port) {
   return new Promise((resolve) => {
