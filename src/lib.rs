@@ -6,6 +6,8 @@
 //!   that takes the TCP stream over) and the per-socket session task.
 //! - [`socketio`]: Echo's socket.io connector (laravel-echo-server's protocol) through
 //!   socketioxide, on the same port, each socket a `Connection` like a Pusher one.
+//! - [`tls`]: TLS on the main listener (rustls), its certificate reloaded when the files change.
+//! - [`net`]: the accepted byte streams (plain TCP or TLS) as the sessions drive them.
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`admin`]: the admin API (apps in PostgreSQL), on the metrics listener.
@@ -34,12 +36,14 @@ pub mod fuzzing;
 pub mod http_api;
 pub mod ingest;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod rate_limit;
 pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod socketio;
+pub mod tls;
 pub mod usage;
 pub mod webhooks;
 pub mod ws;

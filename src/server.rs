@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_cors::Cors;
-use actix_http::HttpService;
-use actix_http::{Request, h1};
-use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, Protocol, Request, h1};
+use actix_service::{Service, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config};
 use actix_web::dev::{AppConfig, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, web};
@@ -32,10 +32,12 @@ use crate::connection::{Announcer, ConnDeps, ConnSettings};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::ingest::Ingest;
 use crate::metrics::{self, Health, Metrics};
+use crate::net::Accepted;
 use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 use crate::shutdown;
 use crate::socketio::SocketIoServer;
+use crate::tls::Tls;
 use crate::usage::UsageMeter;
 use crate::webhooks::{self, Dispatcher, WebhookSettings};
 use crate::ws::{self, WsDeps, WsSettings};
@@ -73,6 +75,18 @@ impl Running {
 pub async fn start(config: Config) -> io::Result<Running> {
     let registry = Registry::default();
     let metrics = Metrics::new();
+    // First: a certificate that does not load is a mistake in the files, found before any
+    // connection to Redis or PostgreSQL is tried.
+    let stop = CancellationToken::new();
+    // Stops what was started (the reload task) if a later step fails.
+    let started = stop.clone().drop_guard();
+    let tls = match config.server.tls.enabled() {
+        true => Some(
+            Tls::start(&config.server.tls, metrics.tls(), stop.child_token())
+                .map_err(|e| io::Error::other(format!("cannot load the TLS certificate (server.tls): {e}")))?,
+        ),
+        false => None,
+    };
     let health = Health::default();
     let (apps, database) = app_store(&config, &metrics, &registry)?;
     let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
@@ -132,14 +146,13 @@ pub async fn start(config: Config) -> io::Result<Running> {
         usage: usage.clone(),
         settings: ApiSettings::from_config(&config),
     };
-    let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone())?;
+    let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone(), tls)?;
     let admin = AdminDeps {
         token: config.app_store.admin_token.clone(),
         pool: database.as_ref().map(|d| d.store.pool().clone()),
         usage,
     };
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin)?;
-    let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
     let sequence = Shutdown {
         config: config.clone(),
@@ -154,6 +167,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
         database,
         reporter,
     };
+    started.disarm();
     let token = stop.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -207,73 +221,115 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 /// The WebSocket + REST listener. Built from actix-server and actix-http directly (rather than
 /// `HttpServer`) to register the upgrade service: upgraded sockets leave the HTTP dispatcher.
+/// With `tls`, each accepted connection is a TLS handshake first (`tls/`), then the same HTTP.
 fn main_listener(
     config: &Config,
     ws_deps: WsDeps,
     api_deps: ApiDeps,
     socketio: Option<SocketIoServer>,
+    tls: Option<Tls>,
 ) -> io::Result<(ServerHandle, SocketAddr)> {
-    let prefix = config.server.path_prefix.clone();
-    let origins = config.http_api.cors_allowed_origins.clone();
-    let request_timeout = std::time::Duration::from_secs(config.server.request_timeout_secs);
     let listener = bind(&config.server.host, config.server.port)?;
     let addr = listener.local_addr()?;
     let mut builder = actix_server::Server::build().disable_signals().shutdown_timeout(5);
     if config.server.workers > 0 {
         builder = builder.workers(config.server.workers);
     }
-    let server = builder
-        .listen("herald", listener, move || {
-            let (ws_deps, api_deps) = (ws_deps.clone(), api_deps.clone());
-            let cors_on = !origins.is_empty();
-            let upgrade = upgrades(ws::upgrade_service(ws_deps.clone()), socketio.clone());
-            let sio = socketio.clone();
-            let app = App::new().configure(|c| sio.iter().for_each(|s| s.configure(c))).service(
-                web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
-                    web::scope("")
-                        .wrap(Condition::new(cors_on, cors(&origins)))
-                        .configure(|c| http_api::configure(c, api_deps)),
-                ),
-            );
-            HttpService::build()
-                .client_request_timeout(request_timeout)
-                .local_addr(addr)
-                .upgrade(upgrade)
-                .finish(map_config(app, |()| AppConfig::default()))
-                .tcp()
-        })?
-        .run();
+    let http = Http {
+        prefix: config.server.path_prefix.clone(),
+        origins: config.http_api.cors_allowed_origins.clone(),
+        request_timeout: std::time::Duration::from_secs(config.server.request_timeout_secs),
+        addr,
+        ws_deps,
+        api_deps,
+        socketio,
+    };
+    let server = match tls {
+        None => builder.listen("herald", listener, move || {
+            fn_service(|io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok::<_, DispatchError>((io, Protocol::Http1, peer)))
+            })
+            .and_then(http.service::<TcpStream>())
+        })?,
+        Some(tls) => builder.listen("herald", listener, move || {
+            let tls = tls.clone();
+            fn_service(move |io: TcpStream| {
+                let tls = tls.clone();
+                async move {
+                    let stream = tls.accept(io).await.ok_or(())?;
+                    let peer = stream.get_ref().0.peer_addr().ok();
+                    Ok((stream, Protocol::Http1, peer))
+                }
+            })
+            .and_then(http.service().map_err(|_| ()))
+        })?,
+    };
+    let server = server.run();
     let handle = server.handle();
     tokio::spawn(server);
     Ok((handle, addr))
 }
 
+/// What each worker's HTTP service is built from.
+#[derive(Clone)]
+struct Http {
+    prefix: String,
+    origins: Vec<String>,
+    request_timeout: std::time::Duration,
+    addr: SocketAddr,
+    ws_deps: WsDeps,
+    api_deps: ApiDeps,
+    socketio: Option<SocketIoServer>,
+}
+
+impl Http {
+    /// One worker's HTTP/1.1 service over streams of type `T`: the REST API, the plain GETs of
+    /// the socket endpoints, socket.io polling, and upgrades handed to [`upgrades`].
+    fn service<T: Accepted>(
+        &self,
+    ) -> impl ServiceFactory<
+        (T, Protocol, Option<SocketAddr>),
+        Config = (),
+        Response = (),
+        Error = DispatchError,
+        InitError = (),
+    > + use<T> {
+        let (ws_deps, api_deps) = (self.ws_deps.clone(), self.api_deps.clone());
+        let (prefix, origins) = (self.prefix.clone(), self.origins.clone());
+        let cors_on = !origins.is_empty();
+        let upgrade = upgrades::<T, _>(ws::upgrade_service(ws_deps.clone()), self.socketio.clone());
+        let sio = self.socketio.clone();
+        let app = App::new().configure(|c| sio.iter().for_each(|s| s.configure(c))).service(
+            web::scope(&prefix).configure(|c| ws::configure(c, ws_deps)).service(
+                web::scope("")
+                    .wrap(Condition::new(cors_on, cors(&origins)))
+                    .configure(|c| http_api::configure(c, api_deps)),
+            ),
+        );
+        HttpService::build()
+            .client_request_timeout(self.request_timeout)
+            .local_addr(self.addr)
+            .upgrade(upgrade)
+            .finish(map_config(app, |()| AppConfig::default()))
+    }
+}
+
 /// Every upgrade request of a worker: socket.io's path to socket.io, the rest to `ws`.
-fn upgrades<F>(
+fn upgrades<T, F>(
     ws: F,
     socketio: Option<SocketIoServer>,
-) -> impl ServiceFactory<
-    (Request, Framed<TcpStream, h1::Codec>),
-    Config = (),
-    Response = (),
-    Error = Infallible,
-    InitError = (),
->
+) -> impl ServiceFactory<(Request, Framed<T, h1::Codec>), Config = (), Response = (), Error = Infallible, InitError = ()>
 where
-    F: ServiceFactory<
-            (Request, Framed<TcpStream, h1::Codec>),
-            Config = (),
-            Response = (),
-            Error = Infallible,
-            InitError = (),
-        >,
+    T: Accepted,
+    F: ServiceFactory<(Request, Framed<T, h1::Codec>), Config = (), Response = (), Error = Infallible, InitError = ()>,
     F::Service: 'static,
 {
     fn_factory(move || {
         let (ws, socketio) = (ws.new_service(()), socketio.clone());
         async move {
             let ws = Rc::new(ws.await?);
-            Ok(fn_service(move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+            Ok(fn_service(move |(req, framed): (Request, Framed<T, h1::Codec>)| {
                 let (ws, socketio) = (ws.clone(), socketio.clone());
                 async move {
                     match socketio {

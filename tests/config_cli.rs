@@ -100,12 +100,21 @@ fn convert_echo_config_prints_a_valid_herald_toml() {
 }
 
 #[test]
-fn laravel_echo_server_over_https_is_refused_not_served_over_http() {
-    let p = write("https.json", r#"{"protocol": "https", "sslCertPath": "/c.pem", "sslKeyPath": "/k.pem"}"#);
+fn laravel_echo_server_over_https_is_served_over_tls_or_refused() {
+    // Its certificate paths become [server.tls]: a missing file stops the start, naming it.
+    let p = write("https.json", r#"{"protocol": "https", "sslCertPath": "/no/c.pem", "sslKeyPath": "/no/k.pem"}"#);
     let out = herald().args(["--laravel-echo-server", p.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("https") && err.contains("TLS"), "{err}");
+    assert!(err.contains("TLS") && err.contains("/no/c.pem"), "{err}");
+    // An encrypted key cannot be read: refused rather than served over plain HTTP.
+    let p = write(
+        "pass.json",
+        r#"{"protocol": "https", "sslCertPath": "/c.pem", "sslKeyPath": "/k.pem", "sslPassphrase": "s"}"#,
+    );
+    let out = herald().args(["--laravel-echo-server", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sslPassphrase"));
     let bad = write("bad.json", "[1, 2]");
     let out = herald().args(["convert-echo-config", bad.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

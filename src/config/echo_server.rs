@@ -13,7 +13,7 @@ pub struct Converted {
     pub toml: String,
     /// Settings not converted, one line each (also in `toml` as comments).
     pub notes: Vec<String>,
-    /// Settings Herald cannot honour that change what clients see (`protocol: "https"`):
+    /// Settings Herald cannot honour that change what clients see (an encrypted TLS key):
     /// starting from this file should refuse rather than serve something else.
     pub blocking: Vec<String>,
 }
@@ -118,16 +118,27 @@ pub fn convert(json: &str) -> Result<Converted, String> {
     let port: u16 = port.parse().map_err(|_| format!("port {port:?} is not a port number"))?;
     let host = echo.host.filter(|h| !h.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
     out.push_str(&format!("\n[server]\nhost = {}\nport = {port}\n", quote(&host)));
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
     if echo.protocol.as_deref() == Some("https") {
-        blocking.push(
-            "protocol \"https\" (sslCertPath, sslKeyPath, sslCertChainPath, sslPassphrase): Herald does not \
-             terminate TLS yet; put a TLS proxy (nginx, an ingress) in front and set protocol to \"http\""
-                .to_owned(),
-        );
-    } else if echo.ssl_cert_path.is_some() || echo.ssl_key_path.is_some() {
+        match (&echo.ssl_cert_path, &echo.ssl_key_path) {
+            (Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => {
+                out.push_str(&format!("\n[server.tls]\ncert_file = {}\nkey_file = {}\n", quote(cert), quote(key)));
+            }
+            _ => blocking.push("protocol \"https\" needs sslCertPath and sslKeyPath".to_owned()),
+        }
+        if given(&echo.ssl_cert_chain_path) {
+            blocking.push(
+                "sslCertChainPath: Herald reads the whole chain from one file; append the chain's certificates \
+                 to the sslCertPath file (or write server.tls.cert_file in a herald.toml)"
+                    .to_owned(),
+            );
+        }
+        if given(&echo.ssl_passphrase) {
+            blocking.push("sslPassphrase: Herald reads unencrypted keys only; decrypt the key file".to_owned());
+        }
+    } else if given(&echo.ssl_cert_path) || given(&echo.ssl_key_path) {
         notes.push("sslCertPath/sslKeyPath are ignored with protocol \"http\"".into());
     }
-    let _ = (&echo.ssl_cert_chain_path, &echo.ssl_passphrase);
 
     out.push_str(&format!("\n[log]\nlevel = {}\n", quote(if echo.dev_mode { "debug" } else { "info" })));
 
@@ -283,9 +294,16 @@ mod tests {
     }
 
     #[test]
-    fn https_blocks_and_defaults_fill_in() {
+    fn https_becomes_tls_and_defaults_fill_in() {
         let c = convert(r#"{"protocol": "https", "sslCertPath": "/c.pem", "sslKeyPath": "/k.pem"}"#).unwrap();
-        assert_eq!(c.blocking.len(), 1);
+        assert!(c.blocking.is_empty(), "{:?}", c.blocking);
+        let cfg = crate::config::load_str(&c.toml, Vec::new()).unwrap();
+        assert_eq!((cfg.server.tls.cert_file.as_str(), cfg.server.tls.key_file.as_str()), ("/c.pem", "/k.pem"));
+        let c = convert(r#"{"protocol": "https", "sslCertPath": "/c", "sslKeyPath": "/k", "sslPassphrase": "x"}"#);
+        assert_eq!(c.unwrap().blocking.len(), 1);
+        let c = convert(r#"{"protocol": "https", "sslCertPath": "/c", "sslKeyPath": "/k", "sslCertChainPath": "/ca"}"#);
+        assert_eq!(c.unwrap().blocking.len(), 1);
+        assert_eq!(convert(r#"{"protocol": "https"}"#).unwrap().blocking.len(), 1);
         let c = convert("{}").unwrap();
         let cfg = crate::config::load_str(&c.toml, Vec::new()).unwrap();
         assert_eq!(cfg.server.port, 6001);

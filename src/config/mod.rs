@@ -10,6 +10,7 @@ mod ingest;
 mod load;
 mod path;
 mod socketio;
+mod tls;
 mod validate;
 mod webhooks;
 
@@ -20,6 +21,7 @@ pub use error::{ConfigError, Origin, Problem};
 pub use ingest::IngestConfig;
 pub use load::{load, load_str};
 pub use socketio::SocketIoConfig;
+pub use tls::TlsConfig;
 pub use validate::{Issue, check_app_config, parse_proxy, validate};
 pub use webhooks::{RESERVED_HEADERS, WebhookConfig, WebhooksConfig};
 
@@ -106,6 +108,8 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` names the client address.
     pub trusted_proxies: Vec<String>,
+    /// TLS on this listener.
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +125,7 @@ impl Default for ServerConfig {
             connections_burst: 4000,
             max_connections_per_ip: 0,
             trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }

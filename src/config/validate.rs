@@ -152,7 +152,11 @@ fn check_server(server: &ServerConfig, metrics: &MetricsConfig, issues: &mut Iss
         connections_burst,
         max_connections_per_ip,
         trusted_proxies,
+        tls,
     } = server;
+    for (key, message) in super::tls::check(tls) {
+        issues.push(key, message);
+    }
     issues.within("server.max_connections", *max_connections as u64, 0, 100_000_000);
     issues.within("server.max_connections_per_second", u64::from(*max_connections_per_second), 0, 10_000_000);
     if *max_connections_per_second > 0 {

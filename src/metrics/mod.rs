@@ -3,6 +3,7 @@
 
 mod cluster;
 mod http;
+mod tls;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaug
 
 pub use cluster::{ClusterMetrics, ClusterOp};
 pub use http::{Health, configure};
+pub use tls::TlsMetrics;
 
 /// Why input was refused, as a bounded label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +123,7 @@ struct Inner {
     app_store: IntCounterVec,
     per_app: DashMap<String, AppMetrics>,
     cluster: ClusterMetrics,
+    tls: TlsMetrics,
 }
 
 struct ApiMetrics {
@@ -196,6 +199,7 @@ impl Metrics {
         let registry = Registry::new();
         let inner = Inner {
             cluster: ClusterMetrics::register(&registry),
+            tls: TlsMetrics::register(&registry),
             registry,
             connections: gauge("herald_connections", "Open WebSocket connections", app),
             connects: counter("herald_connects_total", "WebSocket connections accepted", app),
@@ -314,6 +318,11 @@ impl Metrics {
     /// The cluster drivers' handles.
     pub fn cluster(&self) -> ClusterMetrics {
         self.inner.cluster.clone()
+    }
+
+    /// The TLS listener's handles.
+    pub fn tls(&self) -> TlsMetrics {
+        self.inner.tls.clone()
     }
 
     /// The node-wide gauge of open sockets, for admission control to keep.

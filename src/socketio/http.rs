@@ -16,13 +16,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::SinkExt;
 use http_body_util::{BodyExt, Full};
-use tokio::net::TcpStream;
 use tower_service::Service as _;
 
 use super::SocketIoServer;
 use super::stream::Killable;
 use crate::admission::client_ip;
 use crate::metrics::Rejection;
+use crate::net::Accepted;
 
 /// The client's address, as admission counts it, carried into the socket's request parts.
 #[derive(Clone, Copy, Debug)]
@@ -97,7 +97,7 @@ impl SocketIoServer {
     ///
     /// # Errors
     /// Writing the HTTP answer failed (the client went away).
-    pub async fn upgrade(&self, req: Request, mut framed: Framed<TcpStream, Codec>) -> std::io::Result<()> {
+    pub async fn upgrade<T: Accepted>(&self, req: Request, mut framed: Framed<T, Codec>) -> std::io::Result<()> {
         let head = req.head();
         if self.deps.health.is_draining() {
             self.deps.conn.metrics.reject(Rejection::Draining);
@@ -114,7 +114,7 @@ impl SocketIoServer {
             Err(e) => return respond(framed, Response::from(e).status()).await,
         };
         let forwarded = head.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let ip = self.ip(framed.io_ref().peer_addr().ok().map(|a| a.ip()), forwarded);
+        let ip = self.ip(framed.io_ref().tcp().peer_addr().ok().map(|a| a.ip()), forwarded);
         // An upgrade of a polling session uses that session's switch; a WebSocket-only
         // session's switch travels in its request, where the connect handler finds it.
         let switch = sid_of(query).and_then(|sid| self.switch_of(&sid)).unwrap_or_default();
@@ -124,7 +124,7 @@ impl SocketIoServer {
         hreq.extensions_mut().insert(switch.clone());
         framed.send(Message::Item((accept, BodySize::None))).await?;
         let parts = framed.into_parts();
-        let _ = parts.io.set_nodelay(true);
+        let _ = parts.io.tcp().set_nodelay(true);
         // actix's read buffer has kilobytes of capacity and is nearly always empty by now: keep
         // only what it holds, so an idle socket does not carry it.
         let pre = if parts.read_buf.is_empty() { BytesMut::new() } else { BytesMut::from(&parts.read_buf[..]) };
@@ -137,7 +137,7 @@ impl SocketIoServer {
 }
 
 /// A bodiless answer that ends the connection.
-async fn respond(mut framed: Framed<TcpStream, Codec>, status: StatusCode) -> std::io::Result<()> {
+async fn respond<T: Accepted>(mut framed: Framed<T, Codec>, status: StatusCode) -> std::io::Result<()> {
     let mut res = Response::with_body(status, ());
     res.head_mut().set_connection_type(ConnectionType::Close);
     framed.send(Message::Item((res.drop_body(), BodySize::Sized(0)))).await?;

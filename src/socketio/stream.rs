@@ -1,4 +1,4 @@
-//! The upgraded TCP stream handed to socketioxide, with a kill switch.
+//! The upgraded stream (TCP, or TLS over it) handed to socketioxide, with a kill switch.
 //! Must not buffer or reorder bytes: reads and writes go straight through.
 //!
 //! socketioxide only lets the server end a socket with a socket.io DISCONNECT, after which
@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// Ends a [`Killable`] stream from outside. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -42,9 +41,9 @@ impl KillSwitch {
 
 /// The upgraded stream, with what actix's codec read ahead of the upgrade (normally nothing:
 /// a client waits for the 101 before it sends a frame).
-pub(super) struct Killable {
+pub(super) struct Killable<S> {
     pub(super) pre: BytesMut,
-    pub(super) io: TcpStream,
+    pub(super) io: S,
     pub(super) switch: KillSwitch,
 }
 
@@ -52,7 +51,7 @@ fn killed() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the server")
 }
 
-impl AsyncRead for Killable {
+impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.switch.0.reader.register(cx.waker());
         if self.switch.killed() {
@@ -68,7 +67,7 @@ impl AsyncRead for Killable {
     }
 }
 
-impl AsyncWrite for Killable {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         if self.switch.killed() {
             return Poll::Ready(Err(killed()));

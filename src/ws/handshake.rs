@@ -23,6 +23,7 @@ use crate::admission::{Permit, Refused, client_ip};
 use crate::apps::App;
 use crate::connection::Connection;
 use crate::metrics::Rejection;
+use crate::net::{Accepted, Socket};
 use crate::protocol::{ErrorCode, SocketId};
 use crate::registry::outbound;
 
@@ -108,10 +109,10 @@ fn app_key<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 ///
 /// # Errors
 /// Writing the HTTP response failed (the client went away).
-pub(super) async fn upgrade(
+pub(super) async fn upgrade<T: Accepted>(
     deps: Rc<WsDeps>,
     req: Request,
-    mut framed: Framed<TcpStream, Codec>,
+    mut framed: Framed<T, Codec>,
 ) -> std::io::Result<()> {
     let head = req.head();
     let Some(key) = app_key(head.uri.path(), &deps.settings.path_prefix) else {
@@ -125,7 +126,7 @@ pub(super) async fn upgrade(
         deps.conn.metrics.reject(Rejection::Draining);
         return respond(framed, draining_response()).await;
     }
-    let permit = match admit(&deps, &req, framed.io_ref()) {
+    let permit = match admit(&deps, &req, framed.io_ref().tcp()) {
         Ok(permit) => permit,
         Err(refused) => return respond(framed, refused_response(refused)).await,
     };
@@ -137,10 +138,10 @@ pub(super) async fn upgrade(
     let found = find_app(&deps, key, head.uri.query().unwrap_or(""), origin).await;
     framed.send(Message::Item((accept, BodySize::None))).await?;
     let parts = framed.into_parts();
-    let io = parts.io;
-    forget_dispatcher_wakers(&io);
+    let io = parts.io.into_socket();
+    forget_dispatcher_wakers(io.tcp());
     // Pusher frames are small and latency matters more than packet count.
-    let _ = io.set_nodelay(true);
+    let _ = io.tcp().set_nodelay(true);
     let reader = Reader::new(parts.read_buf, deps.settings.max_message_bytes);
     let app = match found {
         Ok(app) => app,
@@ -224,8 +225,8 @@ pub(super) fn draining_response() -> Response<BoxBody> {
 }
 
 /// Writes a whole HTTP response that ends the connection.
-async fn respond<B: MessageBody + 'static>(
-    mut framed: Framed<TcpStream, Codec>,
+async fn respond<T: Accepted, B: MessageBody + 'static>(
+    mut framed: Framed<T, Codec>,
     res: Response<B>,
 ) -> std::io::Result<()> {
     let (mut res, body) = res.into_parts();
@@ -239,7 +240,7 @@ async fn respond<B: MessageBody + 'static>(
 
 /// Sends the refusal as `pusher:error`, closes with the same code, and lets the client close;
 /// the socket's admission `permit` is held until then.
-fn refuse(io: TcpStream, permit: Permit, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
+fn refuse(io: impl Socket, permit: Permit, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
     let (code, why) = refusal.code();
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");

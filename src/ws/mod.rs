@@ -17,13 +17,13 @@ use actix_codec::Framed;
 use actix_http::{Request, h1};
 use actix_service::{ServiceFactory, fn_service};
 use actix_web::{HttpRequest, HttpResponse, web};
-use tokio::net::TcpStream;
 use tokio::time::Duration;
 
 use crate::admission::Admission;
 use crate::apps::AppStore;
 use crate::connection::ConnDeps;
 use crate::metrics::Health;
+use crate::net::Accepted;
 use crate::rate_limit::InboundLimits;
 use crate::registry::Registry;
 
@@ -64,17 +64,12 @@ pub struct WsDeps {
 }
 
 /// The upgrade service for actix-http: every `Upgrade: websocket` request of a worker comes here.
-pub fn upgrade_service(
+pub fn upgrade_service<T: Accepted>(
     deps: WsDeps,
-) -> impl ServiceFactory<
-    (Request, Framed<TcpStream, h1::Codec>),
-    Config = (),
-    Response = (),
-    Error = Infallible,
-    InitError = (),
-> {
+) -> impl ServiceFactory<(Request, Framed<T, h1::Codec>), Config = (), Response = (), Error = Infallible, InitError = ()>
+{
     let deps = Rc::new(deps);
-    fn_service(move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+    fn_service(move |(req, framed): (Request, Framed<T, h1::Codec>)| {
         let deps = deps.clone();
         async move {
             if let Err(e) = handshake::upgrade(deps, req, framed).await {

@@ -2,7 +2,6 @@
 //! Must not decide protocol outcomes: frames go to `Connection`, close requests come from it.
 
 use bytestring::ByteString;
-use tokio::net::TcpStream;
 use tokio::time::{Duration, Instant, sleep_until, timeout, timeout_at};
 
 use super::WsSettings;
@@ -11,6 +10,7 @@ use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH, WRITE_BATCH_B
 use crate::admission::Permit;
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
+use crate::net::Socket;
 use crate::protocol::{CLOSE_MESSAGE_TOO_BIG, ErrorCode, server_event};
 use crate::rate_limit::{InboundBudget, Verdict};
 use crate::registry::{CloseSignal, Next, OutboundRx};
@@ -38,9 +38,9 @@ enum Wake {
 
 /// Everything one socket keeps between wake-ups. The loop below awaits only small futures and
 /// boxes every rare wait, because the task's size is what each idle socket costs.
-struct Session {
+struct Session<S> {
     conn: Connection,
-    io: TcpStream,
+    io: S,
     reader: Reader,
     rx: OutboundRx,
     out: socket::Writer,
@@ -55,14 +55,14 @@ struct Session {
 /// Runs one socket until it closes, then cleans its state up.
 ///
 /// Not an `async fn`: its arguments would stay in the task beside the `Session` made of them.
-pub(super) fn run(
+pub(super) fn run<S: Socket>(
     conn: Connection,
-    io: TcpStream,
+    io: S,
     reader: Reader,
     rx: OutboundRx,
     permit: Permit,
     settings: &WsSettings,
-) -> impl Future<Output = ()> + use<> {
+) -> impl Future<Output = ()> + use<S> {
     let metrics = conn.metrics().clone();
     let now = Instant::now();
     let hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
@@ -73,11 +73,11 @@ pub(super) fn run(
     Session { conn, io, reader, rx, out, hb, inbound, metrics, limit, permit }.run(hello.into())
 }
 
-impl Session {
+impl<S: Socket> Session<S> {
     /// The socket's loop. Not an `async fn`: one taking `self` by value keeps a second copy of
     /// the session in the task (the argument beside the local it is moved into), and the task's
     /// size is what each idle socket costs. The async block holds the only copy.
-    fn run(self, hello: ByteString) -> impl Future<Output = ()> + use<> {
+    fn run(self, hello: ByteString) -> impl Future<Output = ()> + use<S> {
         let mut session = self;
         async move {
             let mut end = session.send(std::slice::from_ref(&hello)).await.err();
@@ -235,7 +235,7 @@ impl Session {
 
     /// Waits (boxed, since it is rare) until the kernel took everything written.
     async fn flushed(&mut self) -> Result<(), End> {
-        if self.out.is_flushed() {
+        if self.out.is_flushed(&self.io) {
             return Ok(());
         }
         let closer = self.rx.close_signal();
@@ -270,7 +270,7 @@ const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 
 /// Closes the socket as `end` says, all of it by `deadline`.
-async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, deadline: Instant) {
+async fn close(io: &impl Socket, out: &mut socket::Writer, end: End, deadline: Instant) {
     match end {
         End::Gone => {}
         // Echo the client's code (RFC 6455 §5.5.1); a close without one is answered without one.
@@ -290,7 +290,7 @@ async fn close(io: &TcpStream, out: &mut socket::Writer, end: End, deadline: Ins
 /// Sends `pusher:error` with `code`, then a close frame with the same code, then lets the
 /// client close, all by `deadline`. Also used for connections refused at the handshake.
 pub(super) async fn close_with_error(
-    io: &TcpStream,
+    io: &impl Socket,
     out: &mut socket::Writer,
     code: ErrorCode,
     message: &str,
@@ -303,8 +303,9 @@ pub(super) async fn close_with_error(
 }
 
 /// Sends a close frame, then waits (until `deadline`) for the client's side of the close.
-async fn close_frame(io: &TcpStream, out: &mut socket::Writer, frame: &Control, deadline: Instant) {
+async fn close_frame(io: &impl Socket, out: &mut socket::Writer, frame: &Control, deadline: Instant) {
     if matches!(timeout_at(deadline, out.control(io, frame)).await, Ok(Ok(()))) {
+        io.close_notify();
         socket::linger(io, deadline).await;
     }
 }

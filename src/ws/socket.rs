@@ -1,4 +1,4 @@
-//! One upgraded TCP stream as WebSocket messages, with no buffer held while the socket idles.
+//! One upgraded stream (TCP, or TLS over it) as WebSocket messages, with no buffer held while the socket idles.
 //! Must not know the Pusher protocol: it reads messages and writes frames, nothing else.
 //!
 //! Client frames are parsed by actix-http's `ws::Parser` (the codec actix-ws wraps); bytes are
@@ -11,9 +11,9 @@ use std::io::{self, IoSlice};
 use actix_http::ws::{OpCode, Parser, ProtocolError};
 use bytes::{Buf, BytesMut};
 use bytestring::ByteString;
-use tokio::net::TcpStream;
 
 use super::frame::{self, Control, MAX_HEADER, Op};
+use crate::net::Socket;
 
 /// Frames per `writev` (two slices each, far below `IOV_MAX`).
 pub(super) const WRITE_BATCH: usize = 64;
@@ -73,7 +73,7 @@ impl Reader {
     }
 
     /// The next whole message. Cancel-safe: all progress is kept in `self`.
-    pub(super) async fn recv(&mut self, io: &TcpStream) -> Result<Message, ReadError> {
+    pub(super) async fn recv(&mut self, io: &impl Socket) -> Result<Message, ReadError> {
         loop {
             if let Some(message) = self.next_buffered()? {
                 return Ok(message);
@@ -83,7 +83,7 @@ impl Reader {
         }
     }
 
-    fn fill(&mut self, io: &TcpStream) -> Result<(), ReadError> {
+    fn fill(&mut self, io: &impl Socket) -> Result<(), ReadError> {
         let mut chunk = [0u8; READ_CHUNK];
         match io.try_read(&mut chunk) {
             Ok(0) => Err(ReadError::Gone),
@@ -201,7 +201,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts writing text frames, whole and in order, without waiting: what the kernel does not
     /// take now is kept for `flush`, and goes out before anything written later.
-    pub(super) fn start_texts(&mut self, io: &TcpStream, frames: &[ByteString]) -> io::Result<()> {
+    pub(super) fn start_texts(&mut self, io: &impl Socket, frames: &[ByteString]) -> io::Result<()> {
         for chunk in frames.chunks(WRITE_BATCH) {
             if self.pending.is_empty() {
                 write_now(io, chunk, &mut self.pending)?;
@@ -215,7 +215,7 @@ impl Writer {
     }
 
     /// Starts writing one control frame (ping, pong, close) without waiting, like `start_texts`.
-    pub(super) fn start_control(&mut self, io: &TcpStream, frame: &Control) -> io::Result<()> {
+    pub(super) fn start_control(&mut self, io: &impl Socket, frame: &Control) -> io::Result<()> {
         let bytes = frame.bytes();
         if !self.pending.is_empty() {
             self.pending.extend_from_slice(bytes);
@@ -231,24 +231,24 @@ impl Writer {
     }
 
     /// Whether everything started has reached the kernel.
-    pub(super) fn is_flushed(&self) -> bool {
-        self.pending.is_empty()
+    pub(super) fn is_flushed(&self, io: &impl Socket) -> bool {
+        self.pending.is_empty() && !io.holds_output()
     }
 
     /// Writes text frames and waits until the kernel took them.
-    pub(super) async fn texts(&mut self, io: &TcpStream, frames: &[ByteString]) -> io::Result<()> {
+    pub(super) async fn texts(&mut self, io: &impl Socket, frames: &[ByteString]) -> io::Result<()> {
         self.start_texts(io, frames)?;
         self.flush(io).await
     }
 
     /// Writes one control frame and waits until the kernel took it.
-    pub(super) async fn control(&mut self, io: &TcpStream, frame: &Control) -> io::Result<()> {
+    pub(super) async fn control(&mut self, io: &impl Socket, frame: &Control) -> io::Result<()> {
         self.start_control(io, frame)?;
         self.flush(io).await
     }
 
     /// Waits until the kernel took everything started. Cancel-safe: progress is kept in `self`.
-    pub(super) async fn flush(&mut self, io: &TcpStream) -> io::Result<()> {
+    pub(super) async fn flush(&mut self, io: &impl Socket) -> io::Result<()> {
         while !self.pending.is_empty() {
             match io.try_write(&self.pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -257,6 +257,10 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
+        // What a layer between (TLS) took but the kernel did not yet.
+        while !io.flush_held()? {
+            io.writable().await?;
+        }
         // Release the copy: a socket that caught up should not keep its backlog's capacity.
         self.pending = BytesMut::new();
         Ok(())
@@ -264,7 +268,7 @@ impl Writer {
 }
 
 /// One `writev` of up to `WRITE_BATCH` frames; what the kernel did not take goes to `rest`.
-fn write_now(io: &TcpStream, frames: &[ByteString], rest: &mut BytesMut) -> io::Result<()> {
+fn write_now(io: &impl Socket, frames: &[ByteString], rest: &mut BytesMut) -> io::Result<()> {
     let mut headers = [[0u8; MAX_HEADER]; WRITE_BATCH];
     let mut header_lens = [0usize; WRITE_BATCH];
     for (i, f) in frames.iter().enumerate() {
@@ -304,7 +308,7 @@ fn append(buf: &mut BytesMut, op: Op, payload: &[u8]) {
 
 /// Reads and discards until the peer closes or `deadline` passes, so that closing the stream
 /// sends a FIN rather than a reset that could destroy the close frame in flight.
-pub(super) async fn linger(io: &TcpStream, deadline: tokio::time::Instant) {
+pub(super) async fn linger(io: &impl Socket, deadline: tokio::time::Instant) {
     let discard = async {
         loop {
             if io.readable().await.is_err() {

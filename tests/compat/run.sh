@@ -89,6 +89,21 @@ else
   export HERALD_BIN
 fi
 
+# --- Certificates for the TLS tests (rcgen, through examples/tls-cert.rs) --------------------
+# Two self-signed certificates, a and b (b is the renewal a test reloads), both trusted by
+# every Node process through NODE_EXTRA_CA_CERTS, as a private CA is trusted in production.
+tls_cert="$(dirname "$HERALD_BIN")/examples/tls-cert"
+if [ ! -x "$tls_cert" ]; then
+  step "cargo build --example tls-cert"
+  cargo build --quiet --example tls-cert || die "cargo build --example tls-cert failed"
+  tls_cert="$root/target/debug/examples/tls-cert"
+fi
+export COMPAT_TLS_DIR="$logs/tls"
+rm -rf "$COMPAT_TLS_DIR"
+"$tls_cert" "$COMPAT_TLS_DIR" a && "$tls_cert" "$COMPAT_TLS_DIR" b || die "tls-cert failed"
+cat "$COMPAT_TLS_DIR/a.crt" "$COMPAT_TLS_DIR/b.crt" >"$COMPAT_TLS_DIR/trusted.pem"
+export NODE_EXTRA_CA_CERTS="$COMPAT_TLS_DIR/trusted.pem"
+
 total_passed=0
 total_failed=0
 add_counts() { # name passed failed
