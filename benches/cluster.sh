@@ -42,15 +42,8 @@ if [ -z "${SKIP_SOKETI:-}" ] && [ ! -f "$SOKETI_DIR/node_modules/@soketi/soketi/
 fi
 
 PIDS=()
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 stop_all() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   PIDS=()

@@ -88,16 +88,8 @@ EOF
 HERALD_PID=""
 SOKETI_PID=""
 BASELINE_PID=""
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 cleanup() {
   stop_pid "$HERALD_PID"
   stop_pid "$SOKETI_PID"

@@ -11,6 +11,7 @@
 //! - [`admission`]: node-wide limits on open sockets, new sockets per second and per address.
 //! - [`http_api`]: the signed Pusher REST API.
 //! - [`admin`]: the admin API (apps in PostgreSQL), on the metrics listener.
+//! - [`debug`]: the live debug console (page and event stream), on the metrics listener.
 //! - [`ingest`]: Laravel's `redis` broadcaster as an event source.
 //! - [`connection`]: per-socket protocol rules (subscribe, presence, client events, signin).
 //! - [`cluster`]: seams Bus, ClusterState and Queries; drivers local (this node) and Redis.
@@ -31,6 +32,7 @@ pub mod apps;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod debug;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod http_api;

@@ -29,6 +29,7 @@ use crate::apps::postgres::Postgres;
 use crate::cluster::{Cluster, RedisDriver};
 use crate::config::{AdapterDriver, Config};
 use crate::connection::{Announcer, ConnDeps, ConnSettings};
+use crate::debug::{DebugDeps, DebugTap};
 use crate::http_api::{self, ApiDeps, ApiSettings};
 use crate::ingest::Ingest;
 use crate::metrics::{self, Health, Metrics};
@@ -88,8 +89,10 @@ pub async fn start(config: Config) -> io::Result<Running> {
         false => None,
     };
     let health = Health::default();
+    let debug = DebugTap::new(&config.debug, metrics.debug());
     let (apps, database) = app_store(&config, &metrics, &registry)?;
-    let (webhooks, dispatcher) = webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone());
+    let (webhooks, dispatcher) =
+        webhooks::start(WebhookSettings::from(&config.webhooks), metrics.clone(), debug.clone());
     let (cluster, driver) = match config.adapter.driver {
         AdapterDriver::Local => (Cluster::local(registry.clone()), None),
         AdapterDriver::Redis | AdapterDriver::RedisCluster => {
@@ -111,6 +114,7 @@ pub async fn start(config: Config) -> io::Result<Running> {
         metrics: metrics.clone(),
         webhooks,
         usage: usage.clone(),
+        debug: debug.clone(),
         settings: ConnSettings {
             subscription_error_event: ws.subscription_error_event,
             cache_ttl: Duration::from_secs(ws.cache_ttl_secs),
@@ -139,20 +143,26 @@ pub async fn start(config: Config) -> io::Result<Running> {
         },
     };
     let socketio = config.socketio.enabled.then(|| socketio_server(&config, &ws_deps));
+    let queries = cluster.queries.clone();
     let api_deps = ApiDeps {
         apps,
         cluster,
         metrics: metrics.clone(),
         usage: usage.clone(),
+        debug: debug.clone(),
         settings: ApiSettings::from_config(&config),
     };
     let (main, addr) = main_listener(&config, ws_deps, api_deps, socketio.clone(), tls)?;
-    let admin = AdminDeps {
+    let pool = database.as_ref().map(|d| d.store.pool().clone());
+    let console = (config.debug.enabled && !config.app_store.admin_token.is_empty()).then(|| DebugDeps {
+        tap: debug,
         token: config.app_store.admin_token.clone(),
-        pool: database.as_ref().map(|d| d.store.pool().clone()),
-        usage,
-    };
-    let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin)?;
+        app_ids: config.apps.iter().map(|a| a.id.clone()).collect(),
+        pool: pool.clone(),
+        queries,
+    });
+    let admin = AdminDeps { token: config.app_store.admin_token.clone(), pool, usage };
+    let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin, console)?;
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
     let sequence = Shutdown {
         config: config.clone(),
@@ -359,16 +369,20 @@ fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Metrics, health and (with an admin token) the admin API.
+/// Metrics, health and (with an admin token) the admin API and the debug console.
 fn metrics_listener(
     config: &Config,
     m: Metrics,
     health: Health,
     admin: AdminDeps,
+    console: Option<DebugDeps>,
 ) -> io::Result<(ServerHandle, SocketAddr)> {
     let server = HttpServer::new(move || {
-        let (m, health, admin) = (m.clone(), health.clone(), admin.clone());
+        let (m, health, admin, console) = (m.clone(), health.clone(), admin.clone(), console.clone());
         App::new().configure(move |c| {
+            if let Some(console) = console {
+                crate::debug::configure(c, console);
+            }
             if !admin.token.is_empty() {
                 crate::admin::configure(c, admin);
             }

@@ -79,14 +79,19 @@ impl Refused {
 
 /// Whether the request holds the admin token.
 fn token(req: &HttpRequest, deps: &AdminDeps) -> Result<(), Refused> {
-    let given =
-        req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|t| secrets_equal(&deps.token, t)) {
+    if bearer_is(req, &deps.token) {
         Ok(())
     } else {
         tracing::debug!("admin request refused: bad or missing token");
         Err(Refused::Token)
     }
+}
+
+/// Whether `req` carries `Authorization: Bearer <token>` (constant time; `token` non-empty).
+pub(crate) fn bearer_is(req: &HttpRequest, token: &str) -> bool {
+    let given =
+        req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    !token.is_empty() && given.is_some_and(|t| secrets_equal(token, t))
 }
 
 /// The pool, once the request proved it holds the token.

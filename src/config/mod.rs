@@ -2,6 +2,7 @@
 //! Must not read files or the environment itself; `load` does that, `validate` checks it.
 
 mod app_store;
+mod debug;
 mod echo_server;
 mod env;
 mod error;
@@ -15,6 +16,7 @@ mod validate;
 mod webhooks;
 
 pub use app_store::{AppStoreConfig, AppStoreDriver};
+pub use debug::DebugConfig;
 pub use echo_server::{Converted, convert as convert_echo_server};
 pub use env::CONFIG_FILE_VAR;
 pub use error::{ConfigError, Origin, Problem};
@@ -56,6 +58,8 @@ pub struct Config {
     pub socketio: SocketIoConfig,
     /// Where apps come from (this file, or PostgreSQL).
     pub app_store: AppStoreConfig,
+    /// The live debug console.
+    pub debug: DebugConfig,
     /// Webhook batching and delivery.
     pub webhooks: WebhooksConfig,
     /// The apps this server serves (the static app store).
@@ -75,6 +79,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             socketio: SocketIoConfig::default(),
             app_store: AppStoreConfig::default(),
+            debug: DebugConfig::default(),
             webhooks: WebhooksConfig::default(),
             apps: vec![AppConfig::development()],
         }

@@ -48,6 +48,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
         ingest,
         socketio,
         app_store,
+        debug,
         webhooks,
         apps,
     } = cfg;
@@ -64,6 +65,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<Issue>> {
     let db = app_store.driver == super::AppStoreDriver::Postgres;
     let file_apps: &[AppConfig] = if db { &[] } else { apps };
     for (key, message) in super::ingest::check(ingest, adapter, file_apps, db) {
+        issues.push(key, message);
+    }
+    for (key, message) in super::debug::check(debug) {
         issues.push(key, message);
     }
     for (key, message) in super::socketio::check(socketio, file_apps, db) {

@@ -44,6 +44,7 @@ impl Connection {
     pub async fn client_event(&mut self, msg: ClientMessage, now: Instant, replies: &mut Vec<ByteString>) {
         match self.check_client_event(&msg, now) {
             Ok((name, user_id)) => {
+                self.debug_client_event(&msg);
                 self.client_event_webhook(&msg, &name, user_id.as_deref());
                 let frame =
                     server_event::client_event(&msg.event, name.as_str(), msg.data.as_deref(), user_id.as_deref());
@@ -54,7 +55,10 @@ impl Connection {
                     tracing::warn!(error = %e, "client event publish failed");
                 }
             }
-            Err(e) => self.refuse(ErrorCode::ClientEventRejected, e.rejection(), &e.to_string(), replies),
+            Err(e) => {
+                let message = e.to_string();
+                self.refuse_on(Some(&msg.channel), ErrorCode::ClientEventRejected, e.rejection(), &message, replies);
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 
 mod announce;
 mod client_events;
+mod debug;
 mod heartbeat;
 mod release;
 mod signin;
@@ -58,6 +59,8 @@ pub struct ConnDeps {
     pub webhooks: Webhooks,
     /// Usage counters and the daily message quota (client events count).
     pub usage: crate::usage::UsageMeter,
+    /// The debug console's event hub.
+    pub debug: crate::debug::DebugTap,
     /// Settings.
     pub settings: ConnSettings,
 }
@@ -165,8 +168,21 @@ impl Connection {
 
     /// A non-closing `pusher:error` for a refused request.
     fn refuse(&self, code: ErrorCode, why: Rejection, message: &str, replies: &mut Vec<ByteString>) {
+        self.refuse_on(None, code, why, message, replies);
+    }
+
+    /// As `refuse`, for a request about `channel`.
+    fn refuse_on(
+        &self,
+        channel: Option<&str>,
+        code: ErrorCode,
+        why: Rejection,
+        message: &str,
+        replies: &mut Vec<ByteString>,
+    ) {
         tracing::debug!(reason = why.as_str(), "request refused");
         self.deps.metrics.reject(why);
+        self.debug_refused(channel, code.code(), why, message);
         replies.push(server_event::error(Some(code), message).into());
     }
 
@@ -174,6 +190,7 @@ impl Connection {
     /// change; call once when the socket ends. Dropping the connection without it releases the
     /// same from a task of its own.
     pub async fn close(mut self) {
+        self.debug_closed();
         let held = self.take_held();
         release::release_all(&self.me, &self.deps, held).await;
     }
@@ -190,6 +207,7 @@ impl Drop for Connection {
         if self.released {
             return;
         }
+        self.debug_closed();
         let held = self.take_held();
         let (me, deps) = (self.me.clone(), self.deps.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -37,6 +37,7 @@ impl Connection {
     /// Leaves one channel (a no-op unless subscribed): roster, `member_removed`, counts.
     pub(super) async fn unsubscribe(&mut self, channel: &str) {
         if let Some((name, _)) = self.channels.remove_entry(channel) {
+            self.debug_unsubscribed(name.as_str());
             leave(&self.me, &self.deps, &name).await;
         }
     }

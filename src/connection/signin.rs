@@ -51,6 +51,7 @@ impl Connection {
         if !user.watchlist.is_empty() {
             self.send_watchlist_status(&user.watchlist, replies).await;
         }
+        self.debug_signin(&user.id);
         self.user = Some(user);
     }
 

@@ -75,12 +75,17 @@ impl Connection {
         member: Option<PresenceMember>,
         replies: &mut Vec<ByteString>,
     ) -> Result<(), u16> {
-        self.try_subscribe(channel, Grant::Endpoint(member), replies).await.map_err(|e| {
+        let done = self.try_subscribe(channel, Grant::Endpoint(member), replies).await.map_err(|e| {
             let (kind, why) = e.kind();
             tracing::debug!(reason = why.as_str(), error = %e, "subscription refused");
             self.deps.metrics.reject(why);
+            self.debug_refused(Some(channel), kind.status(), why, &e.to_string());
             kind.status()
-        })
+        });
+        if done.is_ok() {
+            self.debug_subscribed(channel);
+        }
+        done
     }
 
     /// Leaves `channel` if subscribed (the socket.io transport's `unsubscribe`).
@@ -97,10 +102,12 @@ impl Connection {
         if let Err(e) = self.try_subscribe(&req.channel, Grant::Signed(&req), replies).await {
             let (kind, why) = e.kind();
             let message = e.to_string();
-            self.refuse(kind.error_code(), why, &message, replies);
+            self.refuse_on(Some(&req.channel), kind.error_code(), why, &message, replies);
             if self.deps.settings.subscription_error_event {
                 replies.push(server_event::subscription_error(&req.channel, kind, &message).into());
             }
+        } else {
+            self.debug_subscribed(&req.channel);
         }
     }
 

@@ -26,13 +26,15 @@ impl World {
     fn new(config: &AppConfig) -> Self {
         let registry = Registry::default();
         let metrics = Metrics::new();
+        let debug = crate::debug::DebugTap::new(&crate::config::DebugConfig::default(), metrics.debug());
         let (webhooks, _dispatcher) =
-            webhooks::start(WebhookSettings::from(&WebhooksConfig::default()), metrics.clone());
+            webhooks::start(WebhookSettings::from(&WebhooksConfig::default()), metrics.clone(), debug.clone());
         let deps = ConnDeps {
             cluster: Cluster::local(registry.clone()),
             metrics,
             webhooks,
             usage: crate::usage::UsageMeter::new(Cluster::local(registry.clone()).usage, registry.clone()),
+            debug,
             settings: ConnSettings {
                 subscription_error_event: true,
                 cache_ttl: Duration::from_secs(60),

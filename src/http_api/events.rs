@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use actix_web::HttpResponse;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::auth::Signed;
@@ -147,6 +148,16 @@ async fn publish(deps: &ApiDeps, app_id: &str, event: &ValidEvent) -> Result<(),
             None => deps.cluster.bus.publish(app_id, name, frame, except).await?,
         }
     }
+    deps.debug.emit(app_id, || {
+        json!({
+            "type": "api_message",
+            "event": event.name,
+            "channels": event.channels.iter().map(ChannelName::as_str).collect::<Vec<_>>(),
+            "bytes": event.data.len(),
+            "except": except.map(ToString::to_string),
+            "preview": deps.debug.preview(&event.data),
+        })
+    });
     Ok(())
 }
 

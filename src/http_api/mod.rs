@@ -44,6 +44,8 @@ pub struct ApiDeps {
     pub metrics: Metrics,
     /// Usage counters and the daily message quota.
     pub usage: crate::usage::UsageMeter,
+    /// The debug console's event hub (publishes are shown there).
+    pub debug: crate::debug::DebugTap,
     /// Limits and timeouts.
     pub settings: ApiSettings,
 }

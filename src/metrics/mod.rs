@@ -2,6 +2,7 @@
 //! Must not hold per-socket or per-channel labels: label values stay bounded (app id at most).
 
 mod cluster;
+mod debug;
 mod http;
 mod tls;
 
@@ -11,6 +12,7 @@ use dashmap::DashMap;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use cluster::{ClusterMetrics, ClusterOp};
+pub use debug::DebugMetrics;
 pub use http::{Health, configure};
 pub use tls::TlsMetrics;
 
@@ -124,6 +126,7 @@ struct Inner {
     per_app: DashMap<String, AppMetrics>,
     cluster: ClusterMetrics,
     tls: TlsMetrics,
+    debug: DebugMetrics,
 }
 
 struct ApiMetrics {
@@ -200,6 +203,7 @@ impl Metrics {
         let inner = Inner {
             cluster: ClusterMetrics::register(&registry),
             tls: TlsMetrics::register(&registry),
+            debug: DebugMetrics::register(&registry),
             registry,
             connections: gauge("herald_connections", "Open WebSocket connections", app),
             connects: counter("herald_connects_total", "WebSocket connections accepted", app),
@@ -318,6 +322,11 @@ impl Metrics {
     /// The cluster drivers' handles.
     pub fn cluster(&self) -> ClusterMetrics {
         self.inner.cluster.clone()
+    }
+
+    /// The debug console's handle.
+    pub fn debug(&self) -> DebugMetrics {
+        self.inner.debug.clone()
     }
 
     /// The TLS listener's handles.

@@ -205,6 +205,7 @@ async fn open(
         }
     }
     let conn = Connection::new(app.clone(), ns, tx, deps.conn.clone(), Instant::now());
+    conn.opened("socket.io", origin_of(s).as_deref());
     tracing::debug!(socket_id = %conn.socket_id(), sio = sid, "socket.io socket connected");
     Ok((conn, rx, app, permit))
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::{Duration, Instant, sleep};
 use tokio_util::sync::CancellationToken;
@@ -11,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{WebhookSettings, unix_ms};
 use crate::apps::{App, WebhookTarget};
+use crate::debug::DebugTap;
 use crate::metrics::Metrics;
 use crate::protocol::signature::sign_bytes;
 use crate::protocol::{WebhookEvent, webhook_body};
@@ -38,6 +40,7 @@ pub(super) struct Deliverer {
     client: reqwest::Client,
     settings: WebhookSettings,
     metrics: Metrics,
+    debug: DebugTap,
     pending: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
     tasks: TaskTracker,
@@ -46,7 +49,7 @@ pub(super) struct Deliverer {
 }
 
 impl Deliverer {
-    pub(super) fn new(settings: WebhookSettings, metrics: Metrics) -> Self {
+    pub(super) fn new(settings: WebhookSettings, metrics: Metrics, debug: DebugTap) -> Self {
         let client = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -58,6 +61,7 @@ impl Deliverer {
             in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
             settings,
             metrics,
+            debug,
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
         }
@@ -78,23 +82,35 @@ impl Deliverer {
                 continue;
             };
             let body = webhook_body(unix_ms(), &wanted);
+            let names = self.debug.watching(&app.id).then(|| wanted.iter().map(|e| e.kind.name()).collect());
             let (me, app, target) = (self.clone(), app.clone(), target.clone());
             self.tasks.spawn(async move {
-                me.deliver(&app, &target, body).await;
+                me.deliver(&app, &target, body, names.unwrap_or_default()).await;
                 drop(permit);
             });
         }
     }
 
-    async fn deliver(&self, app: &App, target: &WebhookTarget, body: String) {
+    async fn deliver(&self, app: &App, target: &WebhookTarget, body: String, names: Vec<&'static str>) {
         let signature = sign_bytes(app.secret.expose(), body.as_bytes());
         let started = Instant::now();
         let mut attempt = 1;
+        let show = |outcome: &str, status: Option<u16>, error: Option<&str>, attempt: u32| {
+            self.debug.emit(&app.id, || {
+                let host = reqwest::Url::parse(&target.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+                json!({"type": "webhook", "outcome": outcome, "events": names, "target": host,
+                       "status": status, "error": error, "attempt": attempt})
+            });
+        };
         loop {
             let outcome = self.attempt(app, target, &body, &signature).await;
             let why = match outcome {
-                Attempt::Delivered => return self.metrics.webhook_request(&app.id, "sent"),
+                Attempt::Delivered => {
+                    show("sent", None, None, attempt);
+                    return self.metrics.webhook_request(&app.id, "sent");
+                }
                 Attempt::Final(status) => {
+                    show("failed", Some(status), None, attempt);
                     self.metrics.webhook_request(&app.id, "failed");
                     return tracing::warn!(app_id = %app.id, status, "webhook refused by the receiver");
                 }
@@ -102,9 +118,11 @@ impl Deliverer {
             };
             let wait = backoff(self.settings.retry_initial, attempt, 0.5 + rand::random::<f64>() / 2.0);
             if self.closing.is_cancelled() || started.elapsed() + wait > self.settings.retry_max {
+                show("failed", None, Some(&why), attempt);
                 self.metrics.webhook_request(&app.id, "failed");
                 return tracing::warn!(app_id = %app.id, attempts = attempt, error = %why, "webhook delivery given up");
             }
+            show("retried", None, Some(&why), attempt);
             self.metrics.webhook_request(&app.id, "retried");
             tracing::debug!(app_id = %app.id, attempt, error = %why, "webhook delivery will be retried");
             tokio::select! {

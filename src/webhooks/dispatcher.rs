@@ -12,6 +12,7 @@ use super::batch::Batch;
 use super::delivery::Deliverer;
 use super::held::{Admit, Held};
 use super::{Queued, WebhookSettings};
+use crate::debug::DebugTap;
 use crate::metrics::Metrics;
 
 struct State {
@@ -26,9 +27,10 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     settings: WebhookSettings,
     m: Metrics,
+    debug: DebugTap,
     stop: CancellationToken,
 ) {
-    let deliverer = Deliverer::new(settings.clone(), m.clone());
+    let deliverer = Deliverer::new(settings.clone(), m.clone(), debug);
     let mut st = State { settings, metrics: m, held: Held::default(), batches: HashMap::new(), deliverer };
     loop {
         let wake = st.next_wake();

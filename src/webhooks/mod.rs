@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apps::App;
 use crate::config::WebhooksConfig;
+use crate::debug::DebugTap;
 use crate::metrics::Metrics;
 use crate::protocol::WebhookEvent;
 
@@ -96,10 +97,10 @@ impl Dispatcher {
 }
 
 /// Starts the dispatcher task.
-pub fn start(settings: WebhookSettings, metrics: Metrics) -> (Webhooks, Dispatcher) {
+pub fn start(settings: WebhookSettings, metrics: Metrics, debug: DebugTap) -> (Webhooks, Dispatcher) {
     let (tx, rx) = mpsc::channel(settings.queue_events.max(1));
     let stop = CancellationToken::new();
-    let task = tokio::spawn(dispatcher::run(rx, settings, metrics.clone(), stop.clone()));
+    let task = tokio::spawn(dispatcher::run(rx, settings, metrics.clone(), debug, stop.clone()));
     (Webhooks { tx, metrics, last_drop_log: Arc::new(AtomicU64::new(0)) }, Dispatcher { stop, task })
 }
 

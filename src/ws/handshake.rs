@@ -166,6 +166,7 @@ pub(super) async fn upgrade<T: Accepted>(
         return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
+    conn.opened("pusher", req.head().headers.get(actix_http::header::ORIGIN).and_then(|o| o.to_str().ok()));
 
     let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
     let session = session::run(conn, io, reader, rx, permit, &deps.settings).instrument(span);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real-client compatibility suite: drives a real Herald binary with pusher-js 8, Laravel
 # Echo 2 (pusher and socket.io connectors), socket.io-client 4 and 2, the `pusher` Node SDK 5,
-# the Python `pusher` SDK, headless Chromium and Laravel's RedisBroadcaster (php), first
+# the Python `pusher` SDK, headless Chromium (pages using Echo, and Herald's debug console),
+# TLS in Herald's process (certificates from examples/tls-cert.rs) and Laravel's
+# RedisBroadcaster (php), first
 # against one node, then against a 3-node cluster (redis driver, a redis-server of its own)
 # behind a round-robin TCP proxy (COMPAT_CLUSTER=3; the files that test one node's own
 # limits and restarts run once).

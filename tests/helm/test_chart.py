@@ -10,6 +10,7 @@ directly.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -83,6 +84,10 @@ def test_ci_files_cover_the_required_scenarios() -> None:
         v["redis"].get("cluster") and v["redis"].get("existingSecret") and v.get("replicaCount", 1) > 1
         for v in redis
     )
+    assert any(
+        v.get("tls", {}).get("enabled") and v["tls"].get("secretName") and v.get("service", {}).get("type") == "LoadBalancer"
+        for v in values.values()
+    ), "TLS in the pod behind a LoadBalancer"
 
 
 def test_every_manifest_validates_against_kubernetes_schemas(case: Rendered) -> None:
@@ -328,6 +333,9 @@ def test_rendered_config_keeps_herald_key_names(case: Rendered) -> None:
                 assert set(app.get("limits", {})) <= set(HERALD_TOML["apps"][0]["limits"])
         else:
             assert set(keys) <= set(HERALD_TOML[section]), section
+            for key, value in keys.items():
+                if isinstance(value, dict):
+                    assert set(value) <= set(HERALD_TOML[section][key]), f"{section}.{key}"
     redis = case.values["redis"]
     if redis["enabled"]:
         expected = {"driver": "redis_cluster" if redis["cluster"] else "redis"}
@@ -709,6 +717,246 @@ def test_network_policy_admits_both_ports(renderer) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# TLS in the pod
+# ---------------------------------------------------------------------------------------
+
+# Where the chart mounts tls.secretName (templates/_helpers.tpl, herald.tlsDir).
+TLS_DIR = "/etc/herald-tls"
+TLS_ON = {"tls": {"enabled": True, "secretName": "herald-tls"}}
+
+
+def _tls_volumes(rendered: Rendered) -> list[dict[str, Any]]:
+    return [v for v in rendered.pod_spec.get("volumes", []) if "secret" in v]
+
+
+def _tls_case(renderer) -> Rendered:
+    return ci_case(renderer, lambda v: v.get("tls", {}).get("enabled"))
+
+
+def test_tls_is_off_by_default(case: Rendered) -> None:
+    if case.values["tls"]["enabled"]:
+        return
+    assert "tls" not in case.herald_toml["server"]
+    assert "[server.tls]" not in case.herald_toml_text
+    assert _tls_volumes(case) == []
+    assert all(m["mountPath"] != TLS_DIR for m in case.container["volumeMounts"])
+    http = next(p for p in case.one("Service")["spec"]["ports"] if p["name"] == "http")
+    assert "appProtocol" not in http
+    assert "TLS:" not in case.notes
+
+
+def test_tls_values_defaults_are_herald_defaults() -> None:
+    herald = HERALD_TOML["server"]["tls"]
+    assert VALUES["tls"] == {
+        "enabled": False,
+        "secretName": "",
+        "reloadIntervalSecs": herald["reload_interval_secs"],
+        "minVersion": herald["min_version"],
+    }
+    schema = SCHEMA["properties"]["tls"]
+    assert schema["additionalProperties"] is False and set(schema["properties"]) == set(VALUES["tls"])
+    assert schema["properties"]["minVersion"]["enum"] == ["1.2", "1.3"]
+    interval = schema["properties"]["reloadIntervalSecs"]
+    assert (interval["minimum"], interval["maximum"]) == (0, 86400), "Herald's bounds"
+
+
+def test_tls_renders_server_tls_from_the_mounted_secret(renderer) -> None:
+    case = _tls_case(renderer)
+    tls = case.values["tls"]
+    assert case.herald_toml["server"]["tls"] == {
+        "cert_file": f"{TLS_DIR}/tls.crt",
+        "key_file": f"{TLS_DIR}/tls.key",
+        "reload_interval_secs": tls["reloadIntervalSecs"],
+        "min_version": tls["minVersion"],
+    }
+    # The whole Secret, read-only, and never optional: the pod waits for it.
+    (volume,) = _tls_volumes(case)
+    assert volume == {
+        "name": "tls",
+        "secret": {"secretName": tls["secretName"], "defaultMode": 0o440, "optional": False},
+    }
+    mounts = {m["name"]: m for m in case.container["volumeMounts"]}
+    assert mounts["tls"] == {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}, "no subPath: kept up to date"
+    # Its own directory: not inside the config mount (nor the other way round).
+    config_dir = mounts["config"]["mountPath"]
+    assert not (TLS_DIR + "/").startswith(config_dir.rstrip("/") + "/")
+    assert not (config_dir + "/").startswith(TLS_DIR + "/")
+    # Mode 0440 (owner root): Herald (uid 65532) reads the files through the pod's fsGroup.
+    pod_security = case.pod_spec["securityContext"]
+    assert pod_security["fsGroup"] == case.container["securityContext"]["runAsGroup"]
+    # A renewal must not roll the pods (Herald reloads the files itself): the only checksums
+    # in the pod template are the chart's own config and Secret.
+    annotations = case.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert {k for k in annotations if k.startswith("checksum/")} <= {"checksum/config", "checksum/secret"}
+    assert tls["secretName"] not in yaml.safe_dump(annotations)
+    # Probes stay on the plain-HTTP metrics port; the Service says the main port is TLS.
+    assert case.container["readinessProbe"]["httpGet"]["port"] == "metrics"
+    ports = {p["name"]: p for p in case.one("Service")["spec"]["ports"]}
+    assert ports["http"]["appProtocol"] == "https" and ports["metrics"]["appProtocol"] == "http"
+    assert f"certificate from Secret\n                      {tls['secretName']}" in case.notes
+    assert "wss://" in case.notes
+
+
+def test_tls_config_passes_herald_check_config(render, herald_bin: Path, tmp_path: Path) -> None:
+    for tls in ({}, {"reloadIntervalSecs": 0, "minVersion": "1.3"}):
+        rendered = render({"tls": {**TLS_ON["tls"], **tls}})
+        # Herald does not read the certificate files for check-config: they are only in the pod.
+        result = _check_config(herald_bin, rendered, tmp_path, _pod_environment(rendered))
+        assert result.returncode == 0, f"{rendered.herald_toml_text}\n{result.stdout}{result.stderr}"
+    # Herald reads that very table: a value it refuses there fails the check.
+    broken = render(TLS_ON)
+    text = broken.herald_toml_text.replace('min_version = "1.2"', 'min_version = "1.1"')
+    assert text != broken.herald_toml_text
+    path = tmp_path / "broken.toml"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")} | _pod_environment(broken)
+    result = subprocess.run([str(herald_bin), "check-config", str(path)], env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 1 and "server.tls.min_version" in result.stderr, result.stderr
+
+
+def test_tls_without_a_secret_name_is_refused(render) -> None:
+    with pytest.raises(helm.HelmRenderError, match="tls.enabled=true needs tls.secretName"):
+        render({"tls": {"enabled": True}})
+    # Off, an empty name is fine (the default).
+    assert _tls_volumes(render({"tls": {"enabled": False, "secretName": ""}})) == []
+
+
+@pytest.mark.parametrize("tls", [{"cert_file": "/certs/tls.crt", "key_file": "/certs/tls.key"}, {}],
+                         ids=["files", "empty-table"])
+def test_tls_in_config_server_is_refused(render, tls: dict[str, Any]) -> None:
+    """[server.tls] comes from the tls values only, so it cannot clash or name absent files."""
+    for values in ({"config": {"server": {"tls": tls}}}, {"config": {"server": {"tls": tls}}, **TLS_ON}):
+        with pytest.raises(helm.HelmRenderError, match="config.server.tls is not used by this chart"):
+            render(values)
+
+
+def test_tls_behind_an_ingress_needs_an_https_backend(render) -> None:
+    ingress = {"enabled": True, "className": "nginx"}
+    warned = render({**TLS_ON, "ingress": ingress}).notes
+    assert "nginx.ingress.kubernetes.io/backend-protocol: HTTPS" in warned
+    https = {**ingress, "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}}
+    rendered = render({**TLS_ON, "ingress": https})
+    assert "backend-protocol" not in rendered.notes
+    assert rendered.one("Ingress")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+    assert "backend-protocol" not in render({"ingress": ingress}).notes, "TLS at the ingress only"
+
+
+@pytest.mark.parametrize(
+    "tls,where",
+    [
+        ({"minVersion": "1.1"}, "minVersion"),
+        ({"minVersion": 1.3}, "minVersion"),
+        ({"reloadIntervalSecs": -1}, "reloadIntervalSecs"),
+        ({"reloadIntervalSecs": 86401}, "reloadIntervalSecs"),
+        ({"reloadIntervalSecs": "10"}, "reloadIntervalSecs"),
+        ({"secretName": "Herald_TLS"}, "secretName"),
+        ({"enabled": "yes"}, "enabled"),
+        ({"certFile": "/tls.crt"}, "certFile"),
+    ],
+    ids=["version-1.1", "version-a-number", "interval-negative", "interval-high", "interval-a-string",
+         "secret-not-a-name", "enabled-not-a-bool", "unknown-key"],
+)
+def test_tls_values_are_checked_by_the_schema(render, tls: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=where):
+        render({"tls": {**TLS_ON["tls"], **tls}})
+
+
+# ---------------------------------------------------------------------------------------
+# Grafana dashboard
+# ---------------------------------------------------------------------------------------
+
+DASHBOARD_FILE = CHART_DIR / "dashboards" / "herald.json"
+# The label Grafana's dashboard sidecar looks for by default.
+SIDECAR_LABEL = ("grafana_dashboard", "1")
+
+
+def _dashboard_configmaps(rendered: Rendered) -> list[dict[str, Any]]:
+    return [m for m in rendered.of_kind("ConfigMap") if "herald.json" in (m.get("data") or {})]
+
+
+def test_dashboard_is_off_by_default(renderer) -> None:
+    case = renderer.render(None, name="defaults")
+    assert _dashboard_configmaps(case) == []
+    assert [m["metadata"]["name"] for m in case.of_kind("ConfigMap")] == ["herald"]
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["dashboard"]
+    assert defaults == {"enabled": False, "namespace": "", "labels": dict([SIDECAR_LABEL]), "annotations": {}}
+
+
+def test_dashboard_configmap_holds_the_charts_file_for_the_sidecar(render) -> None:
+    rendered = render({"dashboard": {"enabled": True}})
+    (configmap,) = _dashboard_configmaps(rendered)
+    meta = configmap["metadata"]
+    assert meta["name"] == "herald-dashboard"
+    assert meta["namespace"] == "realtime"
+    assert "annotations" not in meta
+    labels = meta["labels"]
+    assert labels[SIDECAR_LABEL[0]] == SIDECAR_LABEL[1]
+    standard = rendered.one("Service")["metadata"]["labels"]
+    assert standard.items() <= labels.items(), "the chart's standard labels"
+    text = configmap["data"]["herald.json"]
+    assert text == DASHBOARD_FILE.read_text(), "the file byte for byte"
+    dashboard = json.loads(text)
+    assert (dashboard["uid"], dashboard["title"]) == ("herald", "Herald")
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["instance"]["multi"] and variables["instance"]["includeAll"]
+    # The herald.toml ConfigMap is still there, and the Deployment does not mount the dashboard.
+    assert {m["metadata"]["name"] for m in rendered.of_kind("ConfigMap")} == {"herald", "herald-dashboard"}
+    volumes = rendered.pod_spec.get("volumes", [])
+    assert all(v.get("configMap", {}).get("name") != "herald-dashboard" for v in volumes)
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(configmap, version, strict=True)
+    # Under a ConfigMap's 1 MiB limit, with room to spare for kubectl's last-applied annotation.
+    assert len(text.encode()) < 256 * 1024
+
+
+def test_dashboard_labels_annotations_and_namespace(render) -> None:
+    values = {
+        "dashboard": {
+            "enabled": True,
+            "namespace": "monitoring",
+            "labels": {"grafana_dashboard": "herald", "team": "realtime"},
+            "annotations": {"grafana_folder": "Herald"},
+        }
+    }
+    report = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{MIN_KUBE}.0")
+    assert not [m for m in report["messages"] if m["severity"] >= 2] and not report["errors"], report
+    (configmap,) = _dashboard_configmaps(render(values))
+    meta = configmap["metadata"]
+    assert meta["namespace"] == "monitoring"
+    assert meta["labels"]["grafana_dashboard"] == "herald" and meta["labels"]["team"] == "realtime"
+    assert meta["labels"]["app.kubernetes.io/instance"] == "herald"
+    assert meta["annotations"] == {"grafana_folder": "Herald"}
+    # The sidecar's label set to null (Helm merges maps, so {} would keep it): only the chart's.
+    (bare,) = _dashboard_configmaps(render({"dashboard": {"enabled": True, "labels": {"grafana_dashboard": None}}}))
+    assert SIDECAR_LABEL[0] not in bare["metadata"]["labels"]
+
+
+def test_dashboard_name_follows_the_full_name(render) -> None:
+    (configmap,) = _dashboard_configmaps(render({"fullnameOverride": "rt", "dashboard": {"enabled": True}}))
+    assert configmap["metadata"]["name"] == "rt-dashboard"
+    long = "x" * 63
+    (configmap,) = _dashboard_configmaps(render({"fullnameOverride": long, "dashboard": {"enabled": True}}))
+    assert len(configmap["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize(
+    "dashboard",
+    [
+        {"labels": {"grafana_dashboard": 1}},
+        {"annotations": {"grafana_folder": True}},
+        {"folder": "Herald"},
+        {"enabled": "yes"},
+    ],
+    ids=["label-not-a-string", "annotation-not-a-string", "unknown-key", "enabled-not-a-bool"],
+)
+def test_dashboard_values_are_checked_by_the_schema(render, dashboard: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError, match="dashboard"):
+        render({"dashboard": {"enabled": True, **dashboard}})
+
+
+# ---------------------------------------------------------------------------------------
 # The chart stays in step with Herald's configuration and its own docs
 # ---------------------------------------------------------------------------------------
 
@@ -717,6 +965,9 @@ VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 
 # Deliberate differences from Herald's built-in defaults, each explained in values.yaml.
 CHART_DEFAULT_OVERRIDES = {("log", "format"): "json"}
+# herald.toml tables the chart writes from values of its own rather than from config.* (the
+# schema knows them, so the chart can refuse them with a clear message).
+SET_ELSEWHERE = {("server", "tls"): "tls"}
 # config/herald.toml's app is the development app; Herald's defaults for a new app differ here.
 NEW_APP_DEFAULTS = {"client_events": False}
 
@@ -742,7 +993,10 @@ def test_schema_knows_exactly_herald_config_keys() -> None:
 def test_values_defaults_are_herald_defaults() -> None:
     assert set(VALUES["config"]) == {k for k in HERALD_TOML if k not in {"adapter", "apps"}}
     for section, keys in VALUES["config"].items():
-        assert set(keys) == set(HERALD_TOML[section]), section
+        elsewhere = {key for (s, key) in SET_ELSEWHERE if s == section}
+        assert set(keys) == set(HERALD_TOML[section]) - elsewhere, section
+        for key in elsewhere:
+            assert SET_ELSEWHERE[(section, key)] in VALUES, f"config.{section}.{key} comes from another value"
         for key, value in keys.items():
             expected = CHART_DEFAULT_OVERRIDES.get((section, key), HERALD_TOML[section][key])
             assert value == expected, f"config.{section}.{key}"
@@ -873,3 +1127,72 @@ def test_postgres_misconfiguration_is_refused(render, values: dict[str, Any], me
     with pytest.raises(helm.HelmRenderError, match=message) as failure:
         render(values)
     assert "secret@" not in str(failure.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Debug console (config.debug) and the admin token that guards it
+# ---------------------------------------------------------------------------------------
+
+ADMIN_TOKEN_ENV = "HERALD_APP_STORE__ADMIN_TOKEN"
+DEBUG_SETTINGS = {"enabled": False, "max_events_per_second": 2000, "buffer_events": 4096, "payload_preview_bytes": 256}
+# [debug]'s ranges (config/herald.toml), which values.schema.json repeats.
+DEBUG_BOUNDS = {"max_events_per_second": (1, 100000), "buffer_events": (16, 1000000), "payload_preview_bytes": (0, 65536)}
+
+
+def test_debug_values_reach_the_debug_section(render, herald_bin: Path, tmp_path: Path) -> None:
+    rendered = render({"config": {"debug": DEBUG_SETTINGS}})
+    assert rendered.herald_toml["debug"] == DEBUG_SETTINGS
+    result = _check_config(herald_bin, rendered, tmp_path, _pod_environment(rendered))
+    assert result.returncode == 0, f"{rendered.herald_toml_text}\n{result.stdout}{result.stderr}"
+
+
+def test_debug_schema_bounds_are_herald_bounds(render, herald_bin: Path, tmp_path: Path) -> None:
+    for end in (0, 1):
+        debug = {key: bounds[end] for key, bounds in DEBUG_BOUNDS.items()}
+        rendered = render({"config": {"debug": debug}})
+        result = _check_config(herald_bin, rendered, tmp_path, _pod_environment(rendered))
+        assert result.returncode == 0, f"{debug}: {result.stderr}"
+    for key, (low, high) in DEBUG_BOUNDS.items():
+        for value in (low - 1, high + 1):
+            with pytest.raises(helm.HelmValuesError, match=key):
+                render({"config": {"debug": {key: value}}})
+
+
+@pytest.mark.parametrize(
+    "debug,where",
+    [({"enabled": "yes"}, "enabled"), ({"buffer_events": "1024"}, "buffer_events"), ({"max_consoles": 4}, "max_consoles")],
+    ids=["enabled-not-a-bool", "buffer-a-string", "unknown-key"],
+)
+def test_debug_values_are_checked_by_the_schema(render, debug: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=where):
+        render({"config": {"debug": debug}})
+
+
+def test_admin_token_with_the_static_store_comes_from_the_secret(render) -> None:
+    """The console without PostgreSQL: the token from database.existingSecret, and no database
+    URL asked of that Secret (the static store has no database)."""
+    rendered = render({"database": {"existingSecret": "herald-admin", "adminTokenKey": "token"}})
+    assert rendered.herald_toml["app_store"]["driver"] == "static"
+    store_env = [e for e in rendered.container["env"] if e["name"].startswith("HERALD_APP_STORE__")]
+    assert store_env == [
+        {"name": ADMIN_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": "herald-admin", "key": "token"}}}
+    ]
+    with pytest.raises(helm.HelmRenderError, match="adminTokenKey needs database.existingSecret"):
+        render({"database": {"adminTokenKey": "token"}})
+
+
+def test_admin_token_with_the_static_store_may_come_from_extra_env(render, herald_bin: Path, tmp_path: Path) -> None:
+    """Any Secret works too, through extraEnv."""
+    token = {"name": ADMIN_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": "herald-admin", "key": "token"}}}
+    rendered = render({"extraEnv": [token]})
+    assert rendered.herald_toml["app_store"]["driver"] == "static"
+    assert [e for e in rendered.container["env"] if e["name"].startswith("HERALD_APP_STORE__")] == [token]
+    assert not rendered.herald_toml["app_store"].get("admin_token")
+    env = _pod_environment(rendered)
+    result = _check_config(herald_bin, rendered, tmp_path, env)
+    assert result.returncode == 0, f"{rendered.herald_toml_text}\n{result.stdout}{result.stderr}"
+    # Herald reads the token from exactly that variable: one too short is refused.
+    result = _check_config(herald_bin, rendered, tmp_path, {**env, ADMIN_TOKEN_ENV: "too-short"})
+    assert result.returncode == 1
+    assert "app_store.admin_token" in result.stderr
+    assert "too-short" not in result.stdout + result.stderr

@@ -79,6 +79,12 @@ Where Herald's config file is mounted.
 {{- define "herald.configPath" -}}{{ include "herald.configDir" . }}/herald.toml{{- end }}
 
 {{/*
+Where the tls.secretName Secret is mounted (tls.enabled): a directory of its own, outside the
+config directory, so the kubelet can update it in place when the Secret changes.
+*/}}
+{{- define "herald.tlsDir" -}}/etc/herald-tls{{- end }}
+
+{{/*
 Shutdown timing. Herald on SIGTERM: fails /ready, waits shutdown.ready_grace_secs, closes
 sockets over shutdown.drain_secs, then waits up to 5 s for them to finish. Kubernetes runs the
 preStop sleep before SIGTERM, and the grace period counts from the start of preStop.
@@ -188,12 +194,12 @@ early with a clear message, whichever file renders first.
 {{- if and (not .Values.apps) (not $postgres) }}
 {{- fail "apps: at least one app is required (without one Herald would serve its public development app)" }}
 {{- end }}
+{{- if and .Values.database.adminTokenKey (not .Values.database.existingSecret) }}
+{{- fail "database.adminTokenKey needs database.existingSecret, the Secret holding the token" }}
+{{- end }}
 {{- if $postgres }}
 {{- if not (or $store.database_url .Values.database.existingSecret) }}
 {{- fail "config.app_store.driver=postgres needs the database URL: set database.existingSecret (a Secret holding it under database.existingSecretKey) or config.app_store.database_url (without a password)" }}
-{{- end }}
-{{- if and .Values.database.adminTokenKey (not .Values.database.existingSecret) }}
-{{- fail "database.adminTokenKey needs database.existingSecret, the Secret holding the token" }}
 {{- end }}
 {{- if regexMatch "://[^/@]*:[^/@]*@" (toString $store.database_url) }}
 {{- fail "config.app_store.database_url carries a password, which would land in the ConfigMap: put the URL in a Secret and set database.existingSecret instead" }}
@@ -225,6 +231,15 @@ early with a clear message, whichever file renders first.
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (eq (kindIs "invalid" $pdb.minAvailable) (kindIs "invalid" $pdb.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set exactly one of minAvailable and maxUnavailable (the other null)" }}
+{{- end }}
+{{- $tls := .Values.tls }}
+{{- if and $tls.enabled (not $tls.secretName) }}
+{{- fail "tls.enabled=true needs tls.secretName: the name of a kubernetes.io/tls Secret (keys tls.crt and tls.key) in the release namespace, e.g. the spec.secretName of a cert-manager Certificate" }}
+{{- end }}
+{{- /* [server.tls] is written from the tls values (with the mounted paths): a second source
+       would clash with it, or name files that are not in the pod. */}}
+{{- if not (kindIs "invalid" (.Values.config.server | default dict).tls) }}
+{{- fail "config.server.tls is not used by this chart: set TLS on Herald's port with the top-level tls values (tls.enabled, tls.secretName, tls.reloadIntervalSecs, tls.minVersion), which mount the Secret and write [server.tls], and leave config.server.tls unset" }}
 {{- end }}
 {{- $_ := include "herald.terminationGracePeriodSeconds" . }}
 {{- end }}
@@ -289,6 +304,17 @@ and so does the Redis URL (HERALD_ADAPTER__REDIS_URL), which may carry a passwor
 
 [{{ $section }}]
 {{- include "herald.tomlKeys" $keys }}
+{{- end }}
+{{- end }}
+{{- with .Values.tls }}
+{{- if .enabled }}
+
+# From the tls values: Secret {{ .secretName }}, mounted at {{ include "herald.tlsDir" $ }}.
+[server.tls]
+cert_file = {{ printf "%s/tls.crt" (include "herald.tlsDir" $) | toJson }}
+key_file = {{ printf "%s/tls.key" (include "herald.tlsDir" $) | toJson }}
+reload_interval_secs = {{ include "herald.tomlValue" .reloadIntervalSecs }}
+min_version = {{ include "herald.tomlValue" (toString .minVersion) }}
 {{- end }}
 {{- end }}
 

@@ -78,6 +78,7 @@ pub(super) fn harness_with(settings: ApiSettings) -> Harness {
         cluster: Cluster::local(registry.clone()),
         metrics: metrics.clone(),
         usage: crate::usage::UsageMeter::new(Cluster::local(registry.clone()).usage, registry.clone()),
+        debug: crate::debug::DebugTap::new(&crate::config::DebugConfig::default(), metrics.debug()),
         settings,
     };
     Harness { deps, registry, metrics }

@@ -7,20 +7,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../lib/chromium.js';
 import { APPS, REPO_ROOT } from '../lib/herald.js';
 import { newEcho } from '../lib/clients.js';
 import { startStack } from '../lib/stack.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = path.join(REPO_ROOT, 'target', 'compat');
 const TIMEOUT = 15000;
 
 let stack;
+let browser;
 let context;
-let userDataDir;
 const consoleErrors = [];
 
 before(async () => {
@@ -34,29 +32,12 @@ before(async () => {
       ],
     }),
   });
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-    viewport: { width: 900, height: 760 },
-    timeout: 60000,
-  });
+  browser = await launchChromium({ width: 900, height: 760 });
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
   await stack?.stop();
 });
 

@@ -8,16 +8,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../lib/chromium.js';
 import { APPS, REPO_ROOT, startHerald } from '../lib/herald.js';
 import { CLUSTER_NODES, startCluster, startRedis } from '../lib/cluster.js';
 import { startBackend } from '../lib/backend.js';
 import { startLaravelAuth, laravelBroadcast } from '../lib/laravel.js';
 import { newSioEcho, disconnectSio } from '../lib/sio.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = path.join(REPO_ROOT, 'target', 'compat');
 const TIMEOUT = 15000;
 
@@ -26,8 +24,8 @@ let auth;
 let site;
 let herald;
 let nodes;
+let browser;
 let context;
-let userDataDir;
 const consoleErrors = [];
 
 before(async () => {
@@ -42,21 +40,13 @@ before(async () => {
   };
   herald = CLUSTER_NODES > 0 ? await startCluster(options, 2) : await startHerald(options);
   nodes = herald.nodes ?? [herald];
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    viewport: { width: 900, height: 700 },
-    timeout: 60000,
-  });
+  browser = await launchChromium({ width: 900, height: 700 });
+  context = browser.context;
 });
 
 after(async () => {
   disconnectSio();
-  await context?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
   await herald?.stop();
   await site?.close();
   await auth?.stop();
