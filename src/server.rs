@@ -161,7 +161,8 @@ pub async fn start(config: Config) -> io::Result<Running> {
         pool: pool.clone(),
         queries,
     });
-    let admin = AdminDeps { token: config.app_store.admin_token.clone(), pool, usage };
+    let store = database.as_ref().map(|d| d.store.clone());
+    let admin = AdminDeps { token: config.app_store.admin_token.clone(), store, usage };
     let (metrics_srv, metrics_addr) = metrics_listener(&config, metrics, health.clone(), admin, console)?;
     let sweeper = tokio::spawn(sweep_cache(registry.clone(), stop.child_token()));
     let sequence = Shutdown {
@@ -305,6 +306,9 @@ impl Http {
         Error = DispatchError,
         InitError = (),
     > + use<T> {
+        // Called on the worker's thread, in its runtime: fan-outs from other threads then wake
+        // this worker's sockets in one batch (registry::wake).
+        crate::registry::wake::enter_worker();
         let (ws_deps, api_deps) = (self.ws_deps.clone(), self.api_deps.clone());
         let (prefix, origins) = (self.prefix.clone(), self.origins.clone());
         let cors_on = !origins.is_empty();

@@ -62,6 +62,10 @@ async fn apps_come_and_go_on_every_node_without_a_restart() {
         json!({"client_events": true, "limits": {"max_presence_members": 5}}),
     )
     .await;
+    // Each node forgets the remembered miss when the insert's notification reaches it.
+    for s in [&a, &b] {
+        wait_series(s, r#"herald_app_store_events_total{event="notified"} "#, 1.0).await;
+    }
     let mut on_a = a.connect("signup-key").await;
     let mut on_b = b.connect("signup-key").await;
     let (status, _) = api_for(&a, "signup", "signup-key", "s3cret")
@@ -231,7 +235,19 @@ async fn the_admin_api_creates_changes_and_deletes_apps_on_every_node() {
     assert_eq!(admin(&b, Method::POST, "/acme/disable", None).await.0, 200);
     on_a.expect_error(Some(4003)).await;
     on_b.expect_error(Some(4003)).await;
+    let notified = "herald_app_store_events_total{event=\"notified\"} ";
+    let seen_by_a = series(&a, notified).await;
     assert_eq!(admin(&b, Method::POST, "/acme/enable", None).await.0, 200);
+    // The node that answered applied the change before answering: served at once there.
+    assert_eq!(api_for(&b, "acme", &key, &new_secret).post("/events", &event).await.0, 200);
+    b.connect(&key).await;
+    assert!(series(&b, "herald_app_store_events_total{event=\"applied\"} ").await >= 1.0);
+    // Another node follows the table's notification.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while series(&a, notified).await <= seen_by_a {
+        assert!(tokio::time::Instant::now() < deadline, "node A never saw the change");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     a.connect(&key).await;
 
     // Deleted.
@@ -276,4 +292,10 @@ fn herald_apps_commands_change_the_database() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no app"));
     assert!(run(&["apps", "delete", "cli-app"]).status.success());
+}
+
+/// The value of one exact series on `s`'s `/metrics` (0 while absent).
+async fn series(s: &TestServer, series: &str) -> f64 {
+    let text = s.metrics().await;
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }

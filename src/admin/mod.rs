@@ -15,11 +15,14 @@
 //! | DELETE | /admin/apps/{id} | | 204 |
 //! | GET | /admin/apps/{id}/usage | | 200 today's messages and peak connections (any store) |
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use deadpool_postgres::Pool;
 use serde_json::{Map, Value, json};
 
+use crate::apps::postgres::PostgresStore;
 use crate::apps::postgres::admin::{self, AdminError};
 use crate::protocol::signature::secrets_equal;
 
@@ -28,8 +31,8 @@ use crate::protocol::signature::secrets_equal;
 pub struct AdminDeps {
     /// `admin.token`.
     pub token: String,
-    /// The app store's pool; `None` with the static store (apps come from the file).
-    pub pool: Option<Pool>,
+    /// The PostgreSQL store; `None` with the static store (apps come from the file).
+    pub store: Option<Arc<PostgresStore>>,
     /// Usage counters (any store).
     pub usage: crate::usage::UsageMeter,
 }
@@ -97,7 +100,7 @@ pub(crate) fn bearer_is(req: &HttpRequest, token: &str) -> bool {
 /// The pool, once the request proved it holds the token.
 fn authorized<'a>(req: &HttpRequest, deps: &'a AdminDeps) -> Result<&'a Pool, Refused> {
     token(req, deps)?;
-    deps.pool.as_ref().ok_or(Refused::Static)
+    deps.store.as_ref().map(|s| s.pool()).ok_or(Refused::Static)
 }
 
 fn failed(e: &AdminError) -> HttpResponse {
@@ -147,6 +150,7 @@ async fn create(req: HttpRequest, body: web::Bytes, deps: web::Data<AdminDeps>) 
     match admin::create(pool, &fields).await {
         Ok(app) => {
             tracing::info!(app_id = %app.id, "app created");
+            refresh(&deps, &app.id, &app.key).await;
             HttpResponse::Created().json(admin::to_json(&app, true))
         }
         Err(e) => failed(&e),
@@ -161,10 +165,19 @@ async fn show(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDeps
     }
 }
 
-async fn change(pool: &Pool, id: &str, fields: &Map<String, Value>, what: &str) -> HttpResponse {
+/// Applies an app change on this node at once (every node, this one included, also gets the
+/// table's notification): a request right after the answer sees the change here.
+async fn refresh(deps: &AdminDeps, id: &str, key: &str) {
+    if let Some(store) = &deps.store {
+        store.refresh(id, key).await;
+    }
+}
+
+async fn change(pool: &Pool, deps: &AdminDeps, id: &str, fields: &Map<String, Value>, what: &str) -> HttpResponse {
     match admin::update(pool, id, fields).await {
         Ok(app) => {
             tracing::info!(app_id = %app.id, change = what, "app changed");
+            refresh(deps, &app.id, &app.key).await;
             HttpResponse::Ok().json(admin::to_json(&app, false))
         }
         Err(e) => failed(&e),
@@ -174,7 +187,7 @@ async fn change(pool: &Pool, id: &str, fields: &Map<String, Value>, what: &str) 
 async fn update(req: HttpRequest, id: web::Path<String>, body: web::Bytes, deps: web::Data<AdminDeps>) -> HttpResponse {
     let pool = pool_or_return!(req, deps);
     match fields(&body) {
-        Ok(fields) => change(pool, &id, &fields, "update").await,
+        Ok(fields) => change(pool, &deps, &id, &fields, "update").await,
         Err(refused) => refused.response(),
     }
 }
@@ -183,7 +196,7 @@ async fn switch(req: &HttpRequest, id: &str, deps: &AdminDeps, enabled: bool) ->
     let pool = pool_or_return!(req, deps);
     let mut fields = Map::new();
     fields.insert("enabled".into(), Value::Bool(enabled));
-    change(pool, id, &fields, if enabled { "enable" } else { "disable" }).await
+    change(pool, deps, id, &fields, if enabled { "enable" } else { "disable" }).await
 }
 
 async fn disable(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDeps>) -> HttpResponse {
@@ -199,6 +212,7 @@ async fn rotate(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDe
     match admin::rotate_secret(pool, &id).await {
         Ok(app) => {
             tracing::info!(app_id = %app.id, "app secret rotated");
+            refresh(&deps, &app.id, &app.key).await;
             HttpResponse::Ok().json(admin::to_json(&app, true))
         }
         Err(e) => failed(&e),
@@ -210,6 +224,7 @@ async fn delete(req: HttpRequest, id: web::Path<String>, deps: web::Data<AdminDe
     match admin::delete(pool, &id).await {
         Ok(()) => {
             tracing::info!(app_id = %id, "app deleted");
+            refresh(&deps, &id, "").await;
             HttpResponse::NoContent().finish()
         }
         Err(e) => failed(&e),

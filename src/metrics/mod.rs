@@ -264,7 +264,7 @@ impl Metrics {
             ),
             app_store: counter(
                 "herald_app_store_events_total",
-                "App store events: lookups by result (hit, fetched, unknown, stale, unavailable, invalid) and the change listener (listening, notified, listener_lost)",
+                "App store events: lookups by result (hit, fetched, unknown, stale, unavailable, invalid) and changes (listening, notified, applied: made by this node's admin API, listener_lost)",
                 &["event"],
             ),
             per_app: DashMap::new(),
@@ -361,8 +361,8 @@ impl Metrics {
         self.inner.ingest.with_label_values(&[outcome]).inc();
     }
 
-    /// Counts one app store event: a lookup's result, or the change listener's (`listening`,
-    /// `notified`, `listener_lost`).
+    /// Counts one app store event: a lookup's result, or a change's (`listening`, `notified`,
+    /// `applied`, `listener_lost`).
     pub fn app_store(&self, result: &'static str) {
         self.inner.app_store.with_label_values(&[result]).inc();
     }

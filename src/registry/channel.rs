@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
 use super::outbound::{Outbound, Pushed};
+use super::wake::Wakes;
 use crate::protocol::{PresenceMember, SocketId, server_event};
 
 /// A channel's state, shared between its subscribers' tasks and publishers.
@@ -296,6 +297,7 @@ impl Channel {
     pub fn deliver(&self, frame: &ByteString, except: Option<&SocketId>, version: Option<u64>) -> Delivery {
         let inner = self.inner.read();
         let mut d = Delivery::default();
+        let mut wakes = Wakes::default();
         for (sid, sub) in &inner.subscribers {
             if except == Some(sid) {
                 continue;
@@ -315,7 +317,7 @@ impl Channel {
                     continue;
                 }
             }
-            match sub.outbound.push(frame.clone()) {
+            match sub.outbound.push_batched(frame.clone(), &mut wakes) {
                 Pushed::Queued => d.delivered += 1,
                 Pushed::SlowConsumer => d.slow_consumers += 1,
                 Pushed::Closed => {}
@@ -416,11 +418,12 @@ impl Inner {
 
     fn push_all(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
         let mut d = Delivery::default();
+        let mut wakes = Wakes::default();
         for (sid, sub) in &self.subscribers {
             if except == Some(sid) {
                 continue;
             }
-            match sub.outbound.push(frame.clone()) {
+            match sub.outbound.push_batched(frame.clone(), &mut wakes) {
                 Pushed::Queued => d.delivered += 1,
                 Pushed::SlowConsumer => d.slow_consumers += 1,
                 Pushed::Closed => {}

@@ -8,6 +8,7 @@ mod cache;
 mod channel;
 mod namespace;
 mod outbound;
+pub mod wake;
 
 use std::sync::Arc;
 

@@ -16,6 +16,7 @@ use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
+use super::wake::{self, Wakes};
 use crate::protocol::{ErrorCode, SocketId};
 
 /// Buffer capacity a drained queue may keep; a burst's larger buffer is released.
@@ -31,6 +32,8 @@ pub struct Outbound {
 struct Shared {
     socket_id: SocketId,
     capacity: usize,
+    /// The worker whose thread made the queue (where its session runs), for batched wakes.
+    worker: u16,
     frames: Mutex<VecDeque<ByteString>>,
     /// The session task, woken when a frame arrives or the last sender goes.
     rx_waker: AtomicWaker,
@@ -70,6 +73,7 @@ pub fn outbound(socket_id: SocketId, capacity: usize) -> (Outbound, OutboundRx) 
     let shared = Arc::new(Shared {
         socket_id,
         capacity: capacity.max(1),
+        worker: wake::current(),
         frames: Mutex::new(VecDeque::new()),
         rx_waker: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
@@ -103,20 +107,37 @@ impl Outbound {
 
     /// Queues a frame without waiting. A full queue marks the socket as a slow consumer.
     pub fn push(&self, frame: ByteString) -> Pushed {
+        let pushed = self.enqueue(frame);
+        if pushed == Pushed::Queued {
+            self.shared.rx_waker.wake();
+        }
+        pushed
+    }
+
+    /// As `push`, one of a fan-out's: the session is woken through `wakes`, which hands the
+    /// wakes of other workers' sockets over in one batch per worker.
+    pub fn push_batched(&self, frame: ByteString, wakes: &mut Wakes) -> Pushed {
+        let pushed = self.enqueue(frame);
+        if pushed == Pushed::Queued
+            && let Some(waker) = self.shared.rx_waker.take()
+        {
+            wakes.wake(self.shared.worker, waker);
+        }
+        pushed
+    }
+
+    fn enqueue(&self, frame: ByteString) -> Pushed {
         let shared = &self.shared;
         if shared.close_code.load(Ordering::Relaxed) != 0 || shared.rx_gone.load(Ordering::Relaxed) {
             return Pushed::Closed;
         }
-        {
-            let mut frames = shared.frames();
-            if frames.len() >= shared.capacity {
-                drop(frames);
-                self.close(ErrorCode::OverCapacity);
-                return Pushed::SlowConsumer;
-            }
-            frames.push_back(frame);
+        let mut frames = shared.frames();
+        if frames.len() >= shared.capacity {
+            drop(frames);
+            self.close(ErrorCode::OverCapacity);
+            return Pushed::SlowConsumer;
         }
-        shared.rx_waker.wake();
+        frames.push_back(frame);
         Pushed::Queued
     }
 

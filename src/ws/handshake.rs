@@ -168,9 +168,14 @@ pub(super) async fn upgrade<T: Accepted>(
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
     conn.opened("pusher", req.head().headers.get(actix_http::header::ORIGIN).and_then(|o| o.to_str().ok()));
 
-    let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
-    let session = session::run(conn, io, reader, rx, permit, &deps.settings).instrument(span);
-    actix_web::rt::spawn(session);
+    // The socket's span only when debug logging is on: entering and leaving it on every poll
+    // of every socket is measurable on the fan-out path, and it makes each idle task larger.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
+        actix_web::rt::spawn(session::run(conn, io, reader, rx, permit, &deps.settings).instrument(span));
+    } else {
+        actix_web::rt::spawn(session::run(conn, io, reader, rx, permit, &deps.settings));
+    }
     Ok(())
 }
 

@@ -177,7 +177,19 @@ impl PostgresStore {
 
     /// Applies one change notification: forgets the app, reads it again, and closes this
     /// node's sockets of it when it was disabled, deleted, re-keyed or given a new secret.
+    /// Applies a change this node just made (the admin API) at once, as its notification
+    /// will on every node: so the node that answered sees the new state on the next request.
+    pub async fn refresh(&self, id: &str, key: &str) {
+        let old_key = self.cache.cached_app(id).map(|a| a.key.clone()).filter(|k| k != key);
+        let change = listen::Change { id: id.to_owned(), key: key.to_owned(), old_id: None, old_key };
+        self.apply(change, "applied").await;
+    }
+
     async fn changed(&self, change: listen::Change) {
+        self.apply(change, "notified").await;
+    }
+
+    async fn apply(&self, change: listen::Change, event: &'static str) {
         let old = self
             .cache
             .cached_app(&change.id)
@@ -185,7 +197,7 @@ impl PostgresStore {
         let ids: Vec<&str> = [Some(change.id.as_str()), change.old_id.as_deref()].into_iter().flatten().collect();
         let keys: Vec<&str> = [Some(change.key.as_str()), change.old_key.as_deref()].into_iter().flatten().collect();
         self.cache.forget(&ids, &keys);
-        self.metrics.app_store("notified");
+        self.metrics.app_store(event);
         let new = match self.fetch("id", &change.id).await {
             Ok(new) => new,
             Err(e) => {
