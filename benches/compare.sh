@@ -3,6 +3,7 @@
 # and soketi 1.6.1 in one run, alternating server by scenario, and prints the ratios.
 #
 # Usage: bash benches/compare.sh [scenario-name-filter…]
+# Prints the table, then writes $OUT/report.html (tables and charts) and $OUT/svg/*.svg.
 #   DURATION=10   seconds of each measured phase          ROUNDS=1  runs per pair (medians)
 #   CONNECTIONS=10000  size of the connect scenario        OUT=target/compare/<time>  results
 #   BASELINE_BIN=path/to/herald  also run an older Herald build ("baseline") in the same run,
@@ -191,23 +192,13 @@ for entry in "${SCENARIOS[@]}"; do
   done
 done
 
-python3 - "$OUT" <<'EOF'
+# The metrics of each scenario's table and which way is better live in herald-bench (the HTML
+# report uses them too): `report --metric-table` prints them as JSON.
+python3 - "$OUT" "$(target/release/herald-bench report --metric-table)" <<'EOF'
 import glob, json, os, statistics, sys
 out = sys.argv[1]
-# metric -> True when higher is better, False when lower is, None when only for context
-SHOW = {
-    "fanout": [("deliveries_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
-               ("server_cpu_us_per_delivery", False), ("server_rss_kb", False), ("generator_cpu_pct", None)],
-    "connect": [("connects_per_sec", True), ("errors", False), ("connect_latency_p99_ms", False),
-                ("server_cpu_us_per_connect", False), ("server_rss_per_conn_bytes", False),
-                ("server_rss_per_conn_end_bytes", False), ("generator_cpu_pct", None)],
-    "http": [("requests_per_sec", True), ("latency_p50_ms", False), ("latency_p99_ms", False),
-             ("tcp_connections", False), ("server_cpu_us_per_request", False), ("generator_cpu_pct", None)],
-    "presence": [("join_latency_p50_ms", False), ("join_latency_p99_ms", False), ("member_added", True),
-                 ("incomplete_rosters", False), ("server_cpu_us_per_member_event", False)],
-    "client-events": [("msgs_per_sec", True), ("loss", False), ("latency_p50_ms", False), ("latency_p99_ms", False),
-                      ("server_cpu_us_per_message", False)],
-}
+# scenario -> [[metric, True when higher is better, False when lower is, None when only for context], …]
+SHOW = json.loads(sys.argv[2])
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.json"))):
     base = os.path.basename(path)
@@ -246,3 +237,9 @@ for (name, scenario), by in runs.items():
             better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
         print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
 EOF
+
+# One HTML page with the tables and charts (latency histograms, rates and RSS over time), and
+# each chart as an .svg file.
+if target/release/herald-bench report --out "$OUT/report.html" --svg-dir "$OUT/svg" "$OUT"/*.json; then
+  echo "report: $OUT/report.html (charts in $OUT/svg/)"
+fi

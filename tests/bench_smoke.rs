@@ -66,6 +66,39 @@ async fn fanout_at_a_low_rate_loses_nothing() {
     assert!(metric(&v, "server_cpu_us_per_delivery") >= 0.0);
     assert!(metric(&v, "server_rss_kb") > 0.0);
     assert!(metric(&v, "generator_cpu_ms") >= 0.0);
+    let buckets = v["details"]["latency_buckets"].as_array().expect("latency buckets");
+    let counted: f64 = buckets.iter().map(|b| b[1].as_f64().unwrap_or(0.0)).sum();
+    assert_eq!(counted, metric(&v, "latency_samples"), "every sample in a bucket: {v}");
+    assert!(v["details"]["deliveries_per_sec_samples"].as_array().is_some_and(|s| !s.is_empty()), "{v}");
+    assert!(v["details"]["rss_samples"].as_array().is_some_and(|s| s.len() >= 2), "{v}");
+    assert!(v["details"]["machine"]["cores"].as_u64().is_some_and(|c| c >= 1), "{v}");
+    report_renders(&v).await;
+}
+
+/// `herald-bench report` on `v` saved as compare.sh saves it: a page with a chart, and the
+/// charts as files.
+async fn report_renders(v: &Value) {
+    let dir = std::env::temp_dir().join(format!("herald-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join(format!("{}.herald.1.json", v["scenario"].as_str().unwrap()));
+    std::fs::write(&json, v.to_string()).unwrap();
+    let (html, svgs) = (dir.join("report.html"), dir.join("svg"));
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald-bench"))
+        .arg("report")
+        .arg("--out")
+        .arg(&html)
+        .arg("--svg-dir")
+        .arg(&svgs)
+        .arg(&json)
+        .output();
+    let out = tokio::time::timeout(RUN_LIMIT, run).await.expect("report finishes in time").expect("report runs");
+    assert!(out.status.success(), "herald-bench report failed: {}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(&html).expect("report.html written");
+    let charts = std::fs::read_dir(&svgs).expect("svg dir written").count();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(page.contains("<svg") && page.contains("deliveries_per_sec"), "{page}");
+    assert_eq!(page.matches("<svg").count(), charts, "each chart in the page is also a file");
+    assert!(charts >= 3, "latency histogram, deliveries/s and RSS over time: {charts}");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::net::{Conn, Target};
 use crate::pace::Pace;
 use crate::report::{Errors, Progress, Report};
+use crate::series::Sampler;
 use crate::stats::{CpuWindow, Latency, now_us, stamp, stamped_data};
 use crate::{Result, TargetArgs};
 
@@ -106,6 +107,10 @@ pub(crate) async fn run(t: &TargetArgs, a: &ClientEventsArgs) -> Result<Report> 
     }
 
     let cpu = CpuWindow::start(t.server_pid);
+    let sampler = {
+        let s = shared.clone();
+        Sampler::start(t.duration, t.server_pid, move || s.received.load(Ordering::Relaxed))
+    };
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(t.duration);
     let stop = CancellationToken::new();
@@ -162,12 +167,13 @@ pub(crate) async fn run(t: &TargetArgs, a: &ClientEventsArgs) -> Result<Report> 
     }
     let received = shared.received.load(Ordering::Relaxed);
     let usage = cpu.finish(Some(("message", received)));
+    let mut r = Report::new("client-events", target.authority.clone());
+    sampler.finish(&mut r, "messages").await;
     stop.cancel();
     progress.stop();
 
     let sent = shared.sent.load(Ordering::Relaxed);
     let limited = shared.rate_limited.load(Ordering::Relaxed);
-    let mut r = Report::new("client-events", target.authority.clone());
     r.param("pairs", a.pairs);
     r.param("rate_per_socket", a.rate);
     r.param("payload_bytes", a.payload);
@@ -180,6 +186,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &ClientEventsArgs) -> Result<Report> 
     r.metric("loss", sent.saturating_sub(received + limited) as f64);
     r.metric("disconnects", shared.disconnects.load(Ordering::Relaxed) as f64);
     latency.report(&mut r, "latency");
+    r.detail("latency_buckets", latency.buckets());
     r.extend(usage);
     r.errors(&errors);
     Ok(r)

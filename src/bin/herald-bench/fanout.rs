@@ -15,6 +15,7 @@ use crate::net::Target;
 use crate::pace::Pace;
 use crate::report::{Errors, Progress, Report};
 use crate::rest::Rest;
+use crate::series::Sampler;
 use crate::stats::{CpuWindow, Latency, now_us, stamp, stamped_data};
 use crate::{Result, TargetArgs};
 
@@ -120,6 +121,10 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report> {
     }
 
     let cpu = CpuWindow::start(t.server_pid);
+    let sampler = {
+        let s = shared.clone();
+        Sampler::start(t.duration, t.server_pid, move || s.received.load(Ordering::Relaxed))
+    };
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(t.duration);
     let trigger_latency = Arc::new(Latency::new());
@@ -158,6 +163,8 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report> {
     }
     let received = shared.received.load(Ordering::Relaxed);
     let usage = cpu.finish(Some(("delivery", received)));
+    let mut r = Report::new("fanout", target.authority.clone());
+    sampler.finish(&mut r, "deliveries").await;
     stop.cancel();
     progress.stop();
 
@@ -166,7 +173,6 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report> {
         lag = lag.max(l);
         connects += c;
     }
-    let mut r = Report::new("fanout", target.authority.clone());
     r.param("subscribers", a.subscribers);
     r.param("channels", k);
     r.param("rate", a.rate);
@@ -192,6 +198,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report> {
     r.metric("extra_deliveries", received.saturating_sub(expected) as f64);
     r.metric("disconnects", shared.disconnects.load(Ordering::Relaxed) as f64);
     latency.report(&mut r, "latency");
+    r.detail("latency_buckets", latency.buckets());
     trigger_latency.report(&mut r, "trigger_latency");
     r.metric("publish_lag_max_ms", lag.as_secs_f64() * 1000.0);
     r.metric("rest_connections", connects as f64);

@@ -13,6 +13,7 @@ use crate::net::Target;
 use crate::pace::Pace;
 use crate::report::{Errors, Progress, Report};
 use crate::rest::Rest;
+use crate::series::Sampler;
 use crate::stats::{CpuWindow, Latency, stamped_data};
 use crate::{Result, TargetArgs};
 
@@ -54,6 +55,10 @@ pub(crate) async fn run(t: &TargetArgs, a: &HttpArgs) -> Result<Report> {
         })
     };
     let cpu = CpuWindow::start(t.server_pid);
+    let sampler = {
+        let s = shared.clone();
+        Sampler::start(t.duration, t.server_pid, move || s.ok.load(Ordering::Relaxed))
+    };
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(t.duration);
     let workers = (0..clients).map(|w| {
@@ -84,6 +89,8 @@ pub(crate) async fn run(t: &TargetArgs, a: &HttpArgs) -> Result<Report> {
     let secs = start.elapsed().as_secs_f64();
     let ok = shared.ok.load(Ordering::Relaxed);
     let usage = cpu.finish(Some(("request", ok)));
+    let mut r = Report::new("http", target.authority.clone());
+    sampler.finish(&mut r, "requests").await;
     progress.stop();
 
     let (mut lag, mut connects) = (Duration::ZERO, 0);
@@ -91,7 +98,6 @@ pub(crate) async fn run(t: &TargetArgs, a: &HttpArgs) -> Result<Report> {
         lag = lag.max(l);
         connects += c;
     }
-    let mut r = Report::new("http", target.authority.clone());
     r.param("clients", clients);
     r.param("rate", a.rate);
     r.param("payload_bytes", a.payload);
@@ -99,6 +105,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &HttpArgs) -> Result<Report> {
     r.metric("requests_per_sec", ok as f64 / secs.max(1e-6));
     r.metric("non_200", shared.refused.load(Ordering::Relaxed) as f64);
     latency.report(&mut r, "latency");
+    r.detail("latency_buckets", latency.buckets());
     r.metric("tcp_connections", connects as f64);
     r.metric("publish_lag_max_ms", lag.as_secs_f64() * 1000.0);
     r.extend(usage);

@@ -7,16 +7,20 @@
 
 mod churn;
 mod client_events;
+mod compare;
 mod connect;
 mod fanout;
 mod flood;
+mod html;
 mod http;
 mod net;
 mod pace;
 mod presence;
 mod report;
 mod rest;
+mod series;
 mod stats;
+mod svg;
 
 use std::process::ExitCode;
 
@@ -82,6 +86,9 @@ struct TargetArgs {
     /// Generator runtime threads (0: one per CPU).
     #[arg(long, global = true, default_value_t = 0)]
     threads: usize,
+    /// Also write this run's report as an HTML page with its charts (see `report`).
+    #[arg(long, global = true)]
+    report_html: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,10 +108,22 @@ enum Scenario {
     /// Soak: users connect, subscribe, join presence, leave, over and over; RSS and gauges must
     /// return to baseline.
     Churn(churn::ChurnArgs),
+    /// Not a scenario: one HTML page (tables and charts, all servers side by side) from the
+    /// JSON lines of earlier runs.
+    Report(html::ReportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Scenario::Report(a) = &cli.scenario {
+        return match html::run(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald-bench report: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let nofile = net::raise_nofile();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if cli.target.threads > 0 {
@@ -128,6 +147,7 @@ fn main() -> ExitCode {
             Scenario::Http(a) => http::run(t, a).await,
             Scenario::Flood(a) => flood::run(t, a).await,
             Scenario::Churn(a) => churn::run(t, a).await,
+            Scenario::Report(_) => unreachable!("rendered above, without a runtime"),
         }
     });
     // Do not wait for thousands of client tasks to notice: the report is what matters.
@@ -136,8 +156,19 @@ fn main() -> ExitCode {
         Ok(mut report) => {
             report.param("nofile_limit", nofile);
             report.param("duration_s", t.duration);
+            report.detail("machine", stats::machine());
             println!("{}", report.table());
-            println!("{}", report.json());
+            let line = report.json();
+            println!("{line}");
+            if let Some(path) = &t.report_html {
+                match html::write_single(&line, path) {
+                    Ok(()) => eprintln!("herald-bench: report written to {}", path.display()),
+                    Err(e) => {
+                        eprintln!("herald-bench: cannot write {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             // A failed check still prints everything measured: an hour of soak is not thrown away.
             match report.failure() {
                 Some(why) => {

@@ -16,6 +16,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::net::{Conn, Frame, Target};
 use crate::report::{Errors, Progress, Report};
+use crate::series::Sampler;
 use crate::stats::{CpuWindow, Latency};
 use crate::{Result, TargetArgs};
 
@@ -106,6 +107,11 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
     let connected = load(&shared.connected);
 
     let cpu = CpuWindow::start(t.server_pid);
+    let sampler = {
+        let s = shared.clone();
+        let events = move || s.added.load(Ordering::Relaxed) + s.removed.load(Ordering::Relaxed);
+        Sampler::start(t.duration, t.server_pid, events)
+    };
     let join_started = Instant::now();
     phase_tx.send_replace(Phase::Join);
     wait_for(deadline, || load(&shared.joined) + errors.count() >= c as u64).await;
@@ -121,13 +127,14 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
     wait_for(deadline, || load(&shared.left) >= leavers && load(&shared.removed_at_stayers) >= stayers * leavers).await;
     let leave_secs = leave_started.elapsed().as_secs_f64();
     let usage = cpu.finish(Some(("member_event", load(&shared.added) + load(&shared.removed))));
+    let mut r = Report::new("presence", target.authority.clone());
+    sampler.finish(&mut r, "member_events").await;
     phase_tx.send_replace(Phase::Stop);
     progress.stop();
     for m in members {
         m.abort();
     }
 
-    let mut r = Report::new("presence", target.authority.clone());
     r.param("members", c);
     r.param("channel", a.channel.as_str());
     r.param("info_bytes", a.info_bytes);
@@ -137,6 +144,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &PresenceArgs) -> Result<Report> {
     r.metric("join_secs", join_secs);
     r.metric("joins_per_sec", joined as f64 / join_secs.max(1e-6));
     latency.report(&mut r, "join_latency");
+    r.detail("join_latency_buckets", latency.buckets());
     r.metric("member_added_expected", want_added as f64);
     r.metric("member_added", load(&shared.added) as f64);
     r.metric("member_added_settled_secs", added_secs);

@@ -65,6 +65,11 @@ impl Latency {
         report.metric(&format!("{prefix}_max_ms"), h.max() as f64 / 1000.0);
         report.metric(&format!("{prefix}_mean_ms"), h.mean() / 1000.0);
     }
+
+    /// The histogram as log-spaced `[[upper_ms, count], …]` (see [`crate::series::latency_buckets`]).
+    pub(crate) fn buckets(&self) -> serde_json::Value {
+        crate::series::latency_buckets(&self.merged())
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -88,6 +93,11 @@ fn clk_tck() -> u64 {
 
 /// User + system CPU time of a process (all threads), in microseconds; `None` is this process.
 pub(crate) fn cpu_us(pid: Option<u32>) -> Option<u64> {
+    cpu_split_us(pid).map(|(user, system)| user + system)
+}
+
+/// User and system (kernel) CPU time of a process (all threads), in microseconds.
+pub(crate) fn cpu_split_us(pid: Option<u32>) -> Option<(u64, u64)> {
     let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
     let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which may hold spaces and parentheses itself.
@@ -95,7 +105,7 @@ pub(crate) fn cpu_us(pid: Option<u32>) -> Option<u64> {
     let mut fields = rest.split(' ');
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) * 1_000_000 / clk_tck())
+    Some((utime * 1_000_000 / clk_tck(), stime * 1_000_000 / clk_tck()))
 }
 
 /// Resident set size of a process in KiB; `None` is this process.
@@ -104,6 +114,36 @@ pub(crate) fn rss_kb(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The machine a run measured on, without naming it: its CPU count and model, and the date.
+pub(crate) fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let listed = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cores = if listed > 0 { listed } else { std::thread::available_parallelism().map_or(0, |n| n.get()) };
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned());
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    serde_json::json!({ "cores": cores, "cpu_model": model, "date": utc_date(secs) })
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (the civil calendar, no time zones).
+pub(crate) fn utc_date(secs: u64) -> String {
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a proleptic Gregorian date, counted in 400-year eras from 0000-03-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
 }
 
 /// A server's RSS over a run: `(seconds since the series started, KiB)`, the baseline first.
@@ -215,13 +255,14 @@ impl GaugeTrack {
 pub(crate) struct CpuWindow {
     started: Instant,
     own: u64,
-    server: Option<(u32, u64)>,
+    /// The server's pid and its (user, system) CPU at the start.
+    server: Option<(u32, (u64, u64))>,
 }
 
 impl CpuWindow {
     /// Starts the window now.
     pub(crate) fn start(server_pid: Option<u32>) -> Self {
-        let server = server_pid.and_then(|p| cpu_us(Some(p)).map(|c| (p, c)));
+        let server = server_pid.and_then(|p| cpu_split_us(Some(p)).map(|c| (p, c)));
         Self { started: Instant::now(), own: cpu_us(None).unwrap_or(0), server }
     }
 
@@ -235,13 +276,19 @@ impl CpuWindow {
             ("generator_cpu_pct".to_owned(), own as f64 / 1e4 / secs),
             ("generator_rss_kb".to_owned(), rss_kb(None).unwrap_or(0) as f64),
         ];
-        let Some((pid, before)) = self.server else { return m };
-        let Some(now) = cpu_us(Some(pid)) else { return m };
-        let used = now.saturating_sub(before);
+        let Some((pid, (user_before, system_before))) = self.server else { return m };
+        let Some((user_now, system_now)) = cpu_split_us(Some(pid)) else { return m };
+        let (user, system) = (user_now.saturating_sub(user_before), system_now.saturating_sub(system_before));
+        let used = user + system;
         m.push(("server_cpu_ms".to_owned(), used as f64 / 1000.0));
         m.push(("server_cpu_pct".to_owned(), used as f64 / 1e4 / secs));
+        m.push(("server_user_cpu_ms".to_owned(), user as f64 / 1000.0));
+        m.push(("server_system_cpu_ms".to_owned(), system as f64 / 1000.0));
         if let Some((unit, n)) = per.filter(|(_, n)| *n > 0) {
             m.push((format!("server_cpu_us_per_{unit}"), used as f64 / n as f64));
+            // User space (the server's own code) and the kernel (its syscalls, TCP) apart.
+            m.push((format!("server_user_us_per_{unit}"), user as f64 / n as f64));
+            m.push((format!("server_system_us_per_{unit}"), system as f64 / n as f64));
         }
         if let Some(rss) = rss_kb(Some(pid)) {
             m.push(("server_rss_kb".to_owned(), rss as f64));
@@ -335,6 +382,15 @@ mod tests {
                 >= v["metrics"]["server_rss_final_kb"].as_f64().unwrap()
         );
         assert_eq!(v["details"]["rss_samples"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn dates_are_utc_civil_dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(utc_date(951_825_600), "2000-02-29 12:00 UTC");
+        let m = machine();
+        assert!(m["cores"].as_u64().unwrap() >= 1, "{m}");
     }
 
     #[test]
