@@ -368,6 +368,9 @@ fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
         .ok_or_else(|| io::Error::other(format!("{host} resolves to no address")))?;
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    // Accepted sockets inherit it from the listener (Linux): Pusher frames are small and latency
+    // matters more than packet count, and no connection needs a `setsockopt` of its own.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
@@ -463,5 +466,18 @@ impl Shutdown {
             database.stop();
         }
         tracing::info!("shutdown complete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_no_delay_from_the_listener() {
+        let listener = bind("127.0.0.1", 0).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY without a setsockopt per connection");
     }
 }

@@ -124,7 +124,6 @@ impl SocketIoServer {
         hreq.extensions_mut().insert(switch.clone());
         framed.send(Message::Item((accept, BodySize::None))).await?;
         let parts = framed.into_parts();
-        let _ = parts.io.tcp().set_nodelay(true);
         // actix's read buffer has kilobytes of capacity and is nearly always empty by now: keep
         // only what it holds, so an idle socket does not carry it.
         let pre = if parts.read_buf.is_empty() { BytesMut::new() } else { BytesMut::from(&parts.read_buf[..]) };

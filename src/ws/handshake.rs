@@ -136,17 +136,19 @@ pub(super) async fn upgrade<T: Accepted>(
     };
     let origin = head.headers.get(actix_http::header::ORIGIN).map(|o| o.to_str().unwrap_or("\u{0}"));
     let found = find_app(&deps, key, head.uri.query().unwrap_or(""), origin).await;
-    framed.send(Message::Item((accept, BodySize::None))).await?;
+    // Encoded, not sent: the 101 leaves in one write with the first frame (one TCP segment
+    // and one syscall fewer per connect).
+    std::pin::Pin::new(&mut framed).write(Message::Item((accept, BodySize::None)))?;
     let parts = framed.into_parts();
+    let head = socket::Writer::with_pending(parts.write_buf);
     let io = parts.io.into_socket();
     forget_dispatcher_wakers(io.tcp());
-    // Pusher frames are small and latency matters more than packet count.
-    let _ = io.tcp().set_nodelay(true);
+    // TCP_NODELAY is already on: accepted sockets inherit it from the listener (server.rs).
     let reader = Reader::new(parts.read_buf, deps.settings.max_message_bytes);
     let app = match found {
         Ok(app) => app,
         Err(refusal) => {
-            actix_web::rt::spawn(refuse(io, permit, &refusal, &deps));
+            actix_web::rt::spawn(refuse(io, head, permit, &refusal, &deps));
             return Ok(());
         }
     };
@@ -162,7 +164,7 @@ pub(super) async fn upgrade<T: Accepted>(
         }
     };
     if let Some(refusal) = refusal {
-        actix_web::rt::spawn(refuse(io, permit, &refusal, &deps));
+        actix_web::rt::spawn(refuse(io, head, permit, &refusal, &deps));
         return Ok(());
     }
     let conn = Connection::new(app, ns, tx, deps.conn.clone(), Instant::now());
@@ -172,16 +174,17 @@ pub(super) async fn upgrade<T: Accepted>(
     // of every socket is measurable on the fan-out path, and it makes each idle task larger.
     if tracing::enabled!(tracing::Level::DEBUG) {
         let span = tracing::debug_span!("socket", socket_id = %conn.socket_id());
-        actix_web::rt::spawn(session::run(conn, io, reader, rx, permit, &deps.settings).instrument(span));
+        actix_web::rt::spawn(session::run(conn, io, head, reader, rx, permit, &deps.settings).instrument(span));
     } else {
-        actix_web::rt::spawn(session::run(conn, io, reader, rx, permit, &deps.settings));
+        actix_web::rt::spawn(session::run(conn, io, head, reader, rx, permit, &deps.settings));
     }
     Ok(())
 }
 
 /// Asks node-wide admission for a place, counting a refusal.
 fn admit(deps: &WsDeps, req: &Request, io: &TcpStream) -> Result<Permit, Refused> {
-    let peer = io.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    // The dispatcher knows the peer already; asking the socket again is a syscall.
+    let peer = req.peer_addr().or_else(|| io.peer_addr().ok()).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     let forwarded = req.head().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ip = client_ip(peer, forwarded, &deps.admission.settings().trusted_proxies);
     deps.admission.admit(ip, Instant::now()).inspect_err(|refused| {
@@ -246,14 +249,20 @@ async fn respond<T: Accepted, B: MessageBody + 'static>(
 
 /// Sends the refusal as `pusher:error`, closes with the same code, and lets the client close;
 /// the socket's admission `permit` is held until then.
-fn refuse(io: impl Socket, permit: Permit, refusal: &Refusal, deps: &WsDeps) -> impl Future<Output = ()> + 'static {
+fn refuse(
+    io: impl Socket,
+    mut head: socket::Writer,
+    permit: Permit,
+    refusal: &Refusal,
+    deps: &WsDeps,
+) -> impl Future<Output = ()> + 'static {
     let (code, why) = refusal.code();
     deps.conn.metrics.reject(why);
     tracing::debug!(code = code.code(), reason = why.as_str(), "connection refused");
     let message = refusal.to_string();
     let deadline = Instant::now() + deps.settings.pong_timeout;
     async move {
-        session::close_with_error(&io, &mut socket::Writer::default(), code, &message, deadline).await;
+        session::close_with_error(&io, &mut head, code, &message, deadline).await;
         drop(permit);
     }
 }

@@ -58,6 +58,7 @@ struct Session<S> {
 pub(super) fn run<S: Socket>(
     conn: Connection,
     io: S,
+    out: socket::Writer,
     reader: Reader,
     rx: OutboundRx,
     permit: Permit,
@@ -68,7 +69,6 @@ pub(super) fn run<S: Socket>(
     let hb = Heartbeat::new(now, settings.activity_timeout, settings.pong_timeout, conn.auth_timeout());
     let inbound = InboundBudget::new(settings.inbound, now);
     let hello = server_event::connection_established(conn.socket_id(), settings.activity_timeout.as_secs());
-    let out = socket::Writer::default();
     let limit = settings.pong_timeout;
     Session { conn, io, reader, rx, out, hb, inbound, metrics, limit, permit }.run(hello.into())
 }

@@ -199,6 +199,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// A writer whose first write carries `head` (bytes already encoded, such as the 101 of
+    /// the upgrade) before anything written through it.
+    pub(super) fn with_pending(head: BytesMut) -> Self {
+        Self { pending: head }
+    }
+
     /// Starts writing text frames, whole and in order, without waiting: what the kernel does not
     /// take now is kept for `flush`, and goes out before anything written later.
     pub(super) fn start_texts(&mut self, io: &impl Socket, frames: &[ByteString]) -> io::Result<()> {
