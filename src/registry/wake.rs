@@ -8,6 +8,8 @@
 //! now the wakers of B's sockets are handed to B's mailbox in one go, and B wakes its own
 //! tasks, which costs no syscall. A thread that is not a worker (the bus reader) defers every
 //! wake this way. Sockets whose queue gets a frame from their own worker are woken at once.
+//! A mailbox holds at most one waker per socket of its worker: a push takes the socket's
+//! registered waker out, and the next one exists only once the session has run again.
 
 use std::cell::Cell;
 use std::future::poll_fn;
