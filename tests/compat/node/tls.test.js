@@ -12,7 +12,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { startHerald, APPS } from '../lib/herald.js';
 import { sdkFor } from '../lib/backend.js';
-import { newPusher, disconnectAll, uniq } from '../lib/clients.js';
+import { newPusher, disconnectAll, once, uniq } from '../lib/clients.js';
 import { newSioEcho, disconnectSio } from '../lib/sio.js';
 
 const certs = process.env.COMPAT_TLS_DIR;
@@ -44,6 +44,10 @@ function served(herald) {
       socket.end();
     });
     socket.on('error', reject);
+    socket.setTimeout(10000, () => {
+      socket.destroy();
+      reject(new Error('TLS handshake timed out'));
+    });
   });
 }
 
@@ -142,7 +146,12 @@ test("Echo's socket.io connector over the same TLS port: polling, then the wss:/
   cleanups.push(() => herald.stop());
   const { echo, probe, socket } = newSioEcho(herald, { host: `https://${herald.host}:${herald.port}` });
   await probe.connected();
-  const upgraded = new Promise((resolve) => socket.io.engine.once('upgrade', resolve));
+  // The upgrade may be done already; otherwise wait for it (checked and registered in one tick).
+  const engine = socket.io.engine;
+  const upgraded =
+    engine.transport.name === 'websocket'
+      ? Promise.resolve()
+      : once((cb) => engine.once('upgrade', cb), 10000, 'the wss:// upgrade');
   const channel = uniq('tls-sio-');
   echo.channel(channel);
   await upgraded;
