@@ -130,20 +130,10 @@ pub(crate) fn machine() -> serde_json::Value {
     serde_json::json!({ "cores": cores, "cpu_model": model, "date": utc_date(secs) })
 }
 
-/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (the civil calendar, no time zones).
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (the server's own calendar date).
 pub(crate) fn utc_date(secs: u64) -> String {
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days to a proleptic Gregorian date, counted in 400-year eras from 0000-03-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+    let (days, rest) = (u32::try_from(secs / 86_400).unwrap_or(u32::MAX), secs % 86_400);
+    format!("{} {:02}:{:02} UTC", herald::usage::date(days), rest / 3600, rest % 3600 / 60)
 }
 
 /// A server's RSS over a run: `(seconds since the series started, KiB)`, the baseline first.
