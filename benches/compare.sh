@@ -240,6 +240,6 @@ EOF
 
 # One HTML page with the tables and charts (latency histograms, rates and RSS over time), and
 # each chart as an .svg file.
-if target/release/herald-bench report --out "$OUT/report.html" --svg-dir "$OUT/svg" "$OUT"/*.json; then
+if target/release/herald-bench report --out "$OUT/report.html" --svg-dir "$OUT/svg" "$OUT"/*.*.[0-9]*.json; then
   echo "report: $OUT/report.html (charts in $OUT/svg/)"
 fi

@@ -7,6 +7,7 @@
 //! compiles to exactly the calls it makes without TLS.
 
 use std::io::{self, IoSlice};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -34,6 +35,11 @@ pub trait Socket: 'static {
 
     /// Waits until a read may make progress.
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// `readable` as a poll: `Ready` when a read may make progress, else the task is woken when
+    /// one may. Only the waker of the latest call is kept, in a slot of its own (no waiter list
+    /// to join and leave): for the one task that owns the socket and polls it on every wake-up.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Reads what is there; `WouldBlock` when nothing is, `Ok(0)` at the end of the stream.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
@@ -83,6 +89,10 @@ impl Socket for TcpStream {
 
     fn readable(&self) -> impl Future<Output = io::Result<()>> {
         Self::readable(self)
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_read_ready(self, cx)
     }
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -4,6 +4,7 @@
 mod cluster;
 mod debug;
 mod http;
+mod sent;
 mod tls;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaug
 pub use cluster::{ClusterMetrics, ClusterOp};
 pub use debug::DebugMetrics;
 pub use http::{Health, configure};
+pub use sent::Sent;
 pub use tls::TlsMetrics;
 
 /// Why input was refused, as a bounded label value.
@@ -158,12 +160,10 @@ pub struct AppSeries {
     pub disconnects: IntCounter,
     /// WebSocket messages received.
     pub messages_in: IntCounter,
-    /// WebSocket messages sent.
-    pub messages_out: IntCounter,
+    /// WebSocket messages and bytes sent.
+    pub out: Sent,
     /// WebSocket bytes received.
     pub bytes_in: IntCounter,
-    /// WebSocket bytes sent.
-    pub bytes_out: IntCounter,
     /// Sockets closed because their queue was full.
     pub slow_consumers: IntCounter,
     /// Messages counted towards the app's usage (REST events per channel, client events).
@@ -308,9 +308,11 @@ impl Metrics {
             connects: i.connects.with_label_values(&[app_id]),
             disconnects: i.disconnects.with_label_values(&[app_id]),
             messages_in: i.ws_messages.with_label_values(&[app_id, "in"]),
-            messages_out: i.ws_messages.with_label_values(&[app_id, "out"]),
+            out: Sent::new(
+                i.ws_messages.with_label_values(&[app_id, "out"]),
+                i.ws_bytes.with_label_values(&[app_id, "out"]),
+            ),
             bytes_in: i.ws_bytes.with_label_values(&[app_id, "in"]),
-            bytes_out: i.ws_bytes.with_label_values(&[app_id, "out"]),
             slow_consumers: i.slow_consumers.with_label_values(&[app_id]),
             messages: i.app_messages.with_label_values(&[app_id]),
             channels: i.channels.with_label_values(&[app_id]),
@@ -381,6 +383,9 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        for app in &self.inner.per_app {
+            app.out.export();
+        }
         let families = self.inner.registry.gather();
         // unwrap: the text encoder only fails on invalid metric families, which we never build.
         prometheus::TextEncoder::new().encode_to_string(&families).unwrap()

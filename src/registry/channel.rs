@@ -10,8 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-use super::outbound::{Outbound, Pushed};
-use super::wake::Wakes;
+use super::outbound::{Fanout, Outbound, Pushed};
 use crate::protocol::{PresenceMember, SocketId, server_event};
 
 /// A channel's state, shared between its subscribers' tasks and publishers.
@@ -297,7 +296,7 @@ impl Channel {
     pub fn deliver(&self, frame: &ByteString, except: Option<&SocketId>, version: Option<u64>) -> Delivery {
         let inner = self.inner.read();
         let mut d = Delivery::default();
-        let mut wakes = Wakes::default();
+        let mut fanout = Fanout::default();
         for (sid, sub) in &inner.subscribers {
             if except == Some(sid) {
                 continue;
@@ -317,7 +316,7 @@ impl Channel {
                     continue;
                 }
             }
-            match sub.outbound.push_batched(frame.clone(), &mut wakes) {
+            match sub.outbound.push_batched(frame, &mut fanout) {
                 Pushed::Queued => d.delivered += 1,
                 Pushed::SlowConsumer => d.slow_consumers += 1,
                 Pushed::Closed => {}
@@ -418,12 +417,12 @@ impl Inner {
 
     fn push_all(&self, frame: &ByteString, except: Option<&SocketId>) -> Delivery {
         let mut d = Delivery::default();
-        let mut wakes = Wakes::default();
+        let mut fanout = Fanout::default();
         for (sid, sub) in &self.subscribers {
             if except == Some(sid) {
                 continue;
             }
-            match sub.outbound.push_batched(frame.clone(), &mut wakes) {
+            match sub.outbound.push_batched(frame, &mut fanout) {
                 Pushed::Queued => d.delivered += 1,
                 Pushed::SlowConsumer => d.slow_consumers += 1,
                 Pushed::Closed => {}

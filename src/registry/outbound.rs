@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytestring::ByteString;
 use futures_util::task::AtomicWaker;
@@ -35,6 +35,10 @@ struct Shared {
     /// The worker whose thread made the queue (where its session runs), for batched wakes.
     worker: u16,
     frames: Mutex<VecDeque<ByteString>>,
+    /// How many frames `frames` holds, written under its lock and read without it: the session
+    /// looks at an empty queue on every wake-up, and a lock there would cost one more
+    /// cache-line transfer from the publishing thread per delivery.
+    queued: AtomicUsize,
     /// The session task, woken when a frame arrives or the last sender goes.
     rx_waker: AtomicWaker,
     senders: AtomicUsize,
@@ -75,6 +79,7 @@ pub fn outbound(socket_id: SocketId, capacity: usize) -> (Outbound, OutboundRx) 
         capacity: capacity.max(1),
         worker: wake::current(),
         frames: Mutex::new(VecDeque::new()),
+        queued: AtomicUsize::new(0),
         rx_waker: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
         rx_gone: AtomicBool::new(false),
@@ -114,14 +119,15 @@ impl Outbound {
         pushed
     }
 
-    /// As `push`, one of a fan-out's: the session is woken through `wakes`, which hands the
-    /// wakes of other workers' sockets over in one batch per worker.
-    pub fn push_batched(&self, frame: ByteString, wakes: &mut Wakes) -> Pushed {
-        let pushed = self.enqueue(frame);
+    /// As `push`, one of a fan-out's: the session is woken through `fanout`, which hands the
+    /// wakes of other workers' sockets over in one batch per worker and gives them a copy of
+    /// the frame of their own.
+    pub fn push_batched(&self, frame: &ByteString, fanout: &mut Fanout) -> Pushed {
+        let pushed = self.enqueue(fanout.frame_for(self.shared.worker, frame));
         if pushed == Pushed::Queued
             && let Some(waker) = self.shared.rx_waker.take()
         {
-            wakes.wake(self.shared.worker, waker);
+            fanout.wakes.wake(self.shared.worker, waker);
         }
         pushed
     }
@@ -138,6 +144,7 @@ impl Outbound {
             return Pushed::SlowConsumer;
         }
         frames.push_back(frame);
+        shared.queued.store(frames.len(), Ordering::Release);
         Pushed::Queued
     }
 
@@ -157,6 +164,33 @@ impl Drop for OutboundRx {
     fn drop(&mut self) {
         self.shared.rx_gone.store(true, Ordering::Relaxed);
         *self.shared.frames() = VecDeque::new();
+        self.shared.queued.store(0, Ordering::Release);
+    }
+}
+
+/// One fan-out's batch: its wakes ([`Wakes`]) and one copy of the frame per other worker.
+///
+/// Every queued clone of a frame shares its reference count, and each session drops its
+/// clone once written: with one copy for all, the workers take that count's cache line from
+/// each other on every delivery. With a copy per worker (a few hundred bytes copied once per
+/// worker and publish) each worker's sessions count on their own.
+#[derive(Default)]
+pub struct Fanout {
+    wakes: Wakes,
+    copies: Vec<(u16, ByteString)>,
+}
+
+impl Fanout {
+    fn frame_for(&mut self, worker: u16, frame: &ByteString) -> ByteString {
+        if worker == self.wakes.here() || worker == wake::NO_WORKER {
+            return frame.clone();
+        }
+        if let Some((_, copy)) = self.copies.iter().find(|(w, _)| *w == worker) {
+            return copy.clone();
+        }
+        let copy = ByteString::from(String::from(&**frame));
+        self.copies.push((worker, copy.clone()));
+        copy
     }
 }
 
@@ -177,22 +211,27 @@ impl OutboundRx {
     /// Frames and close requests wake the same waker, so the session waits on one future
     /// rather than on a queue and a separate close notification.
     pub async fn next(&mut self) -> Next {
-        poll_fn(|cx| {
-            if let Some(next) = self.try_next() {
-                return Poll::Ready(next);
-            }
-            self.shared.rx_waker.register(cx.waker());
-            // Checked again after registering, so a push or close in between is not missed.
-            self.try_next().map_or(Poll::Pending, Poll::Ready)
-        })
-        .await
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// `next` as a poll, for a session that waits on several sources in one `poll_fn`.
+    /// An empty queue costs two atomic loads and the waker's registration, no lock.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if let Some(next) = self.try_next() {
+            return Poll::Ready(next);
+        }
+        self.shared.rx_waker.register(cx.waker());
+        // Checked again after registering, so a push or close in between is not missed.
+        self.try_next().map_or(Poll::Pending, Poll::Ready)
     }
 
     fn try_next(&self) -> Option<Next> {
         if let Some(code) = ErrorCode::from_code(self.shared.close_code.load(Ordering::Acquire)) {
             return Some(Next::Close(code));
         }
-        if let Some(frame) = self.pop() {
+        if !self.is_empty()
+            && let Some(frame) = self.pop()
+        {
             return Some(Next::Frame(frame));
         }
         (self.shared.senders.load(Ordering::Acquire) == 0).then_some(Next::Ended)
@@ -201,13 +240,14 @@ impl OutboundRx {
     fn pop(&self) -> Option<ByteString> {
         let mut frames = self.shared.frames();
         let frame = frames.pop_front();
+        self.shared.queued.store(frames.len(), Ordering::Release);
         release_if_drained(&mut frames);
         frame
     }
 
     /// Whether no frame is queued right now.
     pub fn is_empty(&self) -> bool {
-        self.shared.frames().is_empty()
+        self.shared.queued.load(Ordering::Acquire) == 0
     }
 
     /// Moves already-queued frames into `buf` without waiting, until it holds `max` frames.
@@ -229,6 +269,7 @@ impl OutboundRx {
             bytes += next.len();
             buf.extend(frames.pop_front());
         }
+        self.shared.queued.store(frames.len(), Ordering::Release);
         release_if_drained(&mut frames);
     }
 

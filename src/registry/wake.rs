@@ -96,6 +96,11 @@ impl Default for Wakes {
 }
 
 impl Wakes {
+    /// The worker this batch was made on.
+    pub fn here(&self) -> u16 {
+        self.here
+    }
+
     /// Wakes `waker`, a task of worker `worker`: now if that is this thread's worker (or not
     /// a worker at all), else with the rest of that worker's when this is dropped.
     pub fn wake(&mut self, worker: u16, waker: Waker) {

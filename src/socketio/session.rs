@@ -295,7 +295,7 @@ impl Session {
     fn emit<T: serde::Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
         match self.s.emit(event, data) {
             Ok(()) => {
-                self.conn.metrics().messages_out.inc();
+                self.conn.metrics().out.add(1, 0);
                 true
             }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
+use std::task::{Context, Poll};
 
 use rustls::ServerConnection;
 use tokio::net::TcpStream;
@@ -99,6 +100,13 @@ impl Socket for TlsSocket {
             return Ok(());
         }
         self.tcp.readable().await
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.buffered.get() {
+            return Poll::Ready(Ok(()));
+        }
+        self.tcp.poll_read_ready(cx)
     }
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {

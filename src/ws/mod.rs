@@ -5,6 +5,7 @@ mod frame;
 mod handshake;
 mod session;
 mod socket;
+mod wait;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use socket::read_all;

@@ -1,12 +1,15 @@
 //! The per-socket task: the only code that reads or writes an accepted socket.
 //! Must not decide protocol outcomes: frames go to `Connection`, close requests come from it.
 
+use std::future::poll_fn;
+
 use bytestring::ByteString;
 use tokio::time::{Duration, Instant, sleep_until, timeout, timeout_at};
 
 use super::WsSettings;
 use super::frame::{Control, Op};
 use super::socket::{self, Message, ReadError, Reader, WRITE_BATCH, WRITE_BATCH_BYTES};
+use super::wait::{self, Waits};
 use crate::admission::Permit;
 use crate::connection::{After, Beat, Connection, Heartbeat};
 use crate::metrics::{AppMetrics, Rejection};
@@ -30,11 +33,7 @@ enum End {
 }
 
 /// What woke the loop.
-enum Wake {
-    Queue(Next),
-    Read(Result<Message, ReadError>),
-    Beat,
-}
+type Wake = wait::Wake<Next, Result<Message, ReadError>>;
 
 /// Everything one socket keeps between wake-ups. The loop below awaits only small futures and
 /// boxes every rare wait, because the task's size is what each idle socket costs.
@@ -92,18 +91,17 @@ impl<S: Socket> Session<S> {
             let beat = sleep_until(first_beat);
             tokio::pin!(beat);
 
+            let mut waits = Waits::default();
             while end.is_none() {
                 // Each wake-up spends from the task's cooperative budget, and the task yields when
                 // it is spent: a socket with an endless supply of buffered frames (or of queued ones)
                 // cannot keep its worker from the other sockets.
                 tokio::task::consume_budget().await;
-                // Unbiased: a busy queue must not starve reads or the heartbeat, nor a flood of
-                // reads the queue.
-                let wake = tokio::select! {
-                    next = session.rx.next() => Wake::Queue(next),
-                    msg = session.reader.recv(&session.io) => Wake::Read(msg),
-                    () = &mut beat => Wake::Beat,
-                };
+                let wake = poll_fn(|cx| {
+                    let Session { rx, reader, io, .. } = &mut session;
+                    waits.poll(cx, |cx| rx.poll_next(cx), |cx| reader.poll_recv(io, cx), &mut beat.as_mut())
+                })
+                .await;
                 end = match wake {
                     Wake::Queue(Next::Frame(frame)) => session.on_frame(frame).await.err(),
                     Wake::Queue(Next::Close(code)) => Some(End::Pusher(code)),
@@ -113,10 +111,12 @@ impl<S: Socket> Session<S> {
                     Wake::Beat => match session.hb.poll(Instant::now()) {
                         Beat::Wait(t) => {
                             beat.as_mut().reset(t);
+                            waits.beat_reset();
                             None
                         }
                         Beat::Ping(t) => {
                             beat.as_mut().reset(t);
+                            waits.beat_reset();
                             session.ping().await.err()
                         }
                         Beat::PongTimeout => Some(End::Pusher(ErrorCode::PongNotReceived)),
@@ -228,8 +228,7 @@ impl<S: Socket> Session<S> {
         }
         self.out.start_texts(&self.io, frames).map_err(|_| End::Gone)?;
         self.flushed().await?;
-        self.metrics.messages_out.inc_by(frames.len() as u64);
-        self.metrics.bytes_out.inc_by(frames.iter().map(|f| f.len() as u64).sum());
+        self.metrics.out.add(frames.len() as u64, frames.iter().map(|f| f.len() as u64).sum());
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! copied, and that copy is released once flushed.
 
 use std::io::{self, IoSlice};
+use std::task::{Context, Poll, ready};
 
 use actix_http::ws::{OpCode, Parser, ProtocolError};
 use bytes::{Buf, BytesMut};
@@ -72,13 +73,16 @@ impl Reader {
         Self { buf: early, partial: None, max }
     }
 
-    /// The next whole message. Cancel-safe: all progress is kept in `self`.
-    pub(super) async fn recv(&mut self, io: &impl Socket) -> Result<Message, ReadError> {
+    /// The next whole message, as a poll: for a session that waits on its socket, its queue and
+    /// its heartbeat in one `poll_fn` (see `Socket::poll_readable`). All progress is kept in `self`.
+    pub(super) fn poll_recv(&mut self, io: &impl Socket, cx: &mut Context<'_>) -> Poll<Result<Message, ReadError>> {
         loop {
             if let Some(message) = self.next_buffered()? {
-                return Ok(message);
+                return Poll::Ready(Ok(message));
             }
-            io.readable().await.map_err(|_| ReadError::Gone)?;
+            if ready!(io.poll_readable(cx)).is_err() {
+                return Poll::Ready(Err(ReadError::Gone));
+            }
             self.fill(io)?;
         }
     }
@@ -97,6 +101,14 @@ impl Reader {
     }
 
     fn next_buffered(&mut self) -> Result<Option<Message>, ReadError> {
+        if self.buf.is_empty() {
+            // Between frames (the common case on a wake-up): nothing to parse, and no
+            // allocation held while the socket idles.
+            if self.buf.capacity() > 0 {
+                self.buf = BytesMut::new();
+            }
+            return Ok(None);
+        }
         loop {
             if declared_len(&self.buf).is_some_and(|len| len > self.max as u64) {
                 return Err(ReadError::TooBig);
@@ -275,20 +287,29 @@ impl Writer {
 
 /// One `writev` of up to `WRITE_BATCH` frames; what the kernel did not take goes to `rest`.
 fn write_now(io: &impl Socket, frames: &[ByteString], rest: &mut BytesMut) -> io::Result<()> {
+    if let [only] = frames {
+        // One frame (a fan-out's usual wake-up): two slices, without setting up a whole batch.
+        let mut header = [0u8; MAX_HEADER];
+        let n = frame::header(Op::Text, only.len(), &mut header);
+        return write_slices(io, &[IoSlice::new(&header[..n]), IoSlice::new(only.as_bytes())], rest);
+    }
     let mut headers = [[0u8; MAX_HEADER]; WRITE_BATCH];
     let mut header_lens = [0usize; WRITE_BATCH];
     for (i, f) in frames.iter().enumerate() {
         header_lens[i] = frame::header(Op::Text, f.len(), &mut headers[i]);
     }
     let mut slices = [IoSlice::new(&[]); 2 * WRITE_BATCH];
-    let mut total = 0;
     for (i, f) in frames.iter().enumerate() {
         slices[2 * i] = IoSlice::new(&headers[i][..header_lens[i]]);
         slices[2 * i + 1] = IoSlice::new(f.as_bytes());
-        total += header_lens[i] + f.len();
     }
-    let used = &slices[..2 * frames.len()];
-    let mut written = match io.try_write_vectored(used) {
+    write_slices(io, &slices[..2 * frames.len()], rest)
+}
+
+/// One `writev` of `slices`; what the kernel did not take is copied to `rest`.
+fn write_slices(io: &impl Socket, slices: &[IoSlice<'_>], rest: &mut BytesMut) -> io::Result<()> {
+    let total: usize = slices.iter().map(|s| s.len()).sum();
+    let mut written = match io.try_write_vectored(slices) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
@@ -297,7 +318,7 @@ fn write_now(io: &impl Socket, frames: &[ByteString], rest: &mut BytesMut) -> io
         return Ok(());
     }
     rest.reserve(total - written);
-    for slice in used {
+    for slice in slices {
         let skip = written.min(slice.len());
         written -= skip;
         rest.extend_from_slice(&slice[skip..]);
