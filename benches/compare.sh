@@ -9,6 +9,8 @@
 #   BASELINE_BIN=path/to/herald  also run an older Herald build ("baseline") in the same run,
 #                to check that a change did not regress (e.g. a release build of main in a
 #                git worktree); ratio columns then compare Herald with it too.
+#   PERF_SPLIT=1  also split the fan-out's and client events' CPU into user and kernel from
+#                `perf record` samples (needs perf; see perf_split below).
 # Herald runs with its node-wide new-connection rate limit off (it would cap the connect
 # scenario by design); every other limit is at its default.
 # Only 127.0.0.1 is used. Both servers restart for every scenario and are stopped by PID,
@@ -23,6 +25,7 @@ HERALD_PORT=${HERALD_PORT:-16101}
 SOKETI_PORT=${SOKETI_PORT:-16201}
 BASELINE_PORT=${BASELINE_PORT:-16301}
 BASELINE_BIN=${BASELINE_BIN:-}
+PERF_SPLIT=${PERF_SPLIT:-0}
 # Each server's side ports (metrics, soketi's cluster discovery) sit right above its own.
 HERALD_METRICS_PORT=$((HERALD_PORT + 1))
 SOKETI_METRICS_PORT=$((SOKETI_PORT + 1))
@@ -161,12 +164,48 @@ run() { # server port pid name args…
   local server=$1 port=$2 pid=$3 name=$4 round=$5
   shift 5
   echo "== $name on $server (round $round): herald-bench $*" >&2
-  if target/release/herald-bench --port "$port" --server-pid "$pid" --duration "$DURATION" --progress 5 "$@" \
-    >"$OUT/$name.$server.$round.txt"; then
-    tail -n 1 "$OUT/$name.$server.$round.txt" >"$OUT/$name.$server.$round.json"
-  else
-    echo "   failed: see $OUT/$name.$server.$round.txt" >&2
+  local perf_pid="" result="$OUT/$name.$server.$round"
+  if [ "$PERF_SPLIT" = 1 ] && [[ $name == fanout-1k-100eps || $name == client-events-* ]]; then
+    # Inside the measured phase: it starts after the clients are set up (well under 2 s here).
+    (sleep 2 && exec perf record -q -F 1999 -e cpu-clock -p "$pid" -o "$result.perf" -- sleep $((DURATION - 3))) \
+      >/dev/null 2>&1 &
+    perf_pid=$!
   fi
+  if target/release/herald-bench --port "$port" --server-pid "$pid" --duration "$DURATION" --progress 5 "$@" \
+    >"$result.txt"; then
+    tail -n 1 "$result.txt" >"$result.json"
+  else
+    echo "   failed: see $result.txt" >&2
+  fi
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf_split "$result"
+  fi
+}
+
+# PERF_SPLIT=1: the server's CPU per unit split into user space and kernel by perf's samples
+# (1999 Hz) instead of /proc's utime/stime. The kernel charges those by its tick, and at 100
+# events/s the tick and the publishing beat alias: the split moves by ±30 % from run to run
+# while the total stays put. Added to the result as `server_{user,system}_us_per_<unit>_perf`.
+perf_split() { # result-path-without-extension
+  [ -s "$1.perf" ] && [ -s "$1.json" ] || return 0
+  local kernel
+  kernel=$(perf report -i "$1.perf" --stdio --sort dso -g none 2>/dev/null |
+    awk '/\[kernel\.kallsyms\]/ { sub("%", "", $1); print $1 }')
+  python3 - "$1.json" "${kernel:-}" <<'EOF'
+import json, sys
+path, kernel = sys.argv[1], sys.argv[2]
+if kernel:
+    v = json.load(open(path))
+    share = float(kernel) / 100
+    for key, total in list(v["metrics"].items()):
+        if key.startswith("server_cpu_us_per_") and total is not None:
+            unit = key[len("server_cpu_us_per_"):]
+            v["metrics"][f"server_user_us_per_{unit}_perf"] = total * (1 - share)
+            v["metrics"][f"server_system_us_per_{unit}_perf"] = total * share
+    json.dump(v, open(path, "w"))
+EOF
+  rm -f "$1.perf" "$1.perf.old"
 }
 
 for entry in "${SCENARIOS[@]}"; do
@@ -235,6 +274,17 @@ for (name, scenario), by in runs.items():
         else:
             gain = ratio if higher else (1 / ratio if ratio else float("inf"))
             better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
+        print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
+    # PERF_SPLIT's metrics, lower is better.
+    for metric in sorted({k for ms in by.values() for m in ms for k in m if k.endswith("_perf")}):
+        h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
+        ratio = (h / s) if (h is not None and s) else None
+        extra = ""
+        if baseline:
+            b = median(by.get("baseline", []), metric)
+            vs = (h / b) if (h is not None and b) else None
+            extra = f" {fmt(b):>12} {fmt(vs):>8}"
+        better = "" if not ratio else (f"herald ×{1 / ratio:.2f}" if ratio <= 1 else f"soketi ×{ratio:.2f}")
         print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
 EOF
 

@@ -1,7 +1,9 @@
 //! Composition root: builds every service from `Config`, starts both listeners, runs shutdown.
 //! The only module that knows every concrete type; must hold no protocol logic.
 
+mod bind;
 mod parts;
+mod workers;
 
 use std::convert::Infallible;
 use std::io;
@@ -43,6 +45,7 @@ use crate::usage::UsageMeter;
 use crate::webhooks::{self, Dispatcher, WebhookSettings};
 use crate::ws::{self, WsDeps, WsSettings};
 use parts::{admission_settings, app_store, redis_settings, socketio_server, start_ingest};
+use workers::{Accept, Workers};
 
 /// How often each node reports its usage counts to the cluster (and learns the totals).
 const USAGE_REPORT: Duration = Duration::from_secs(1);
@@ -226,26 +229,23 @@ fn cors(origins: &[String]) -> Cors {
     origins.iter().fold(cors, |c, o| c.allowed_origin(o))
 }
 
-/// Pending connections the kernel queues before Herald accepts them: reconnect storms after a
-/// deploy arrive all at once.
-const LISTEN_BACKLOG: i32 = 4096;
+/// How long a stop waits for the HTTP connections being served to end.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The WebSocket + REST listener. Built from actix-server and actix-http directly (rather than
-/// `HttpServer`) to register the upgrade service: upgraded sockets leave the HTTP dispatcher.
-/// With `tls`, each accepted connection is a TLS handshake first (`tls/`), then the same HTTP.
+/// The WebSocket + REST listener: Herald's own workers (`workers`) running actix-http's
+/// `HttpService` with the upgrade service registered, so upgraded sockets leave the HTTP
+/// dispatcher. With `tls`, each accepted connection is a TLS handshake first (`tls/`), then the
+/// same HTTP.
 fn main_listener(
     config: &Config,
     ws_deps: WsDeps,
     api_deps: ApiDeps,
     socketio: Option<SocketIoServer>,
     tls: Option<Tls>,
-) -> io::Result<(ServerHandle, SocketAddr)> {
-    let listener = bind(&config.server.host, config.server.port)?;
-    let addr = listener.local_addr()?;
-    let mut builder = actix_server::Server::build().disable_signals().shutdown_timeout(5);
-    if config.server.workers > 0 {
-        builder = builder.workers(config.server.workers);
-    }
+) -> io::Result<(Workers, SocketAddr)> {
+    let listeners =
+        bind::reuseport_group(bind::resolve(&config.server.host, config.server.port)?, config.server.workers)?;
+    let addr = listeners[0].local_addr()?;
     let http = Http {
         prefix: config.server.path_prefix.clone(),
         origins: config.http_api.cors_allowed_origins.clone(),
@@ -255,31 +255,26 @@ fn main_listener(
         api_deps,
         socketio,
     };
-    let server = match tls {
-        None => builder.listen("herald", listener, move || {
-            fn_service(|io: TcpStream| {
-                let peer = io.peer_addr().ok();
-                std::future::ready(Ok::<_, DispatchError>((io, Protocol::Http1, peer)))
+    let workers = match tls {
+        None => Workers::start(listeners, STOP_GRACE, move || {
+            fn_service(|(io, peer): Accept| {
+                std::future::ready(Ok::<_, DispatchError>((io, Protocol::Http1, Some(peer))))
             })
             .and_then(http.service::<TcpStream>())
         })?,
-        Some(tls) => builder.listen("herald", listener, move || {
+        Some(tls) => Workers::start(listeners, STOP_GRACE, move || {
             let tls = tls.clone();
-            fn_service(move |io: TcpStream| {
+            fn_service(move |(io, peer): Accept| {
                 let tls = tls.clone();
                 async move {
                     let stream = tls.accept(io).await.ok_or(())?;
-                    let peer = stream.get_ref().0.peer_addr().ok();
-                    Ok((stream, Protocol::Http1, peer))
+                    Ok((stream, Protocol::Http1, Some(peer)))
                 }
             })
             .and_then(http.service().map_err(|_| ()))
         })?,
     };
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    Ok((handle, addr))
+    Ok((workers, addr))
 }
 
 /// What each worker's HTTP service is built from.
@@ -361,21 +356,6 @@ where
     })
 }
 
-/// Binds a listening TCP socket (address reuse on, so a restart can bind at once).
-fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-        .next()
-        .ok_or_else(|| io::Error::other(format!("{host} resolves to no address")))?;
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    // Accepted sockets inherit it from the listener (Linux): Pusher frames are small and latency
-    // matters more than packet count, and no connection needs a `setsockopt` of its own.
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
-
 /// Metrics, health and (with an admin token) the admin API and the debug console.
 fn metrics_listener(
     config: &Config,
@@ -426,7 +406,7 @@ struct Shutdown {
     config: Config,
     registry: Registry,
     health: Health,
-    main: ServerHandle,
+    main: Workers,
     metrics: ServerHandle,
     dispatcher: Dispatcher,
     driver: Option<RedisDriver>,
@@ -460,24 +440,11 @@ impl Shutdown {
         }
         // Sockets are gone, so their last webhooks (vacated, member_removed) are queued: flush.
         self.dispatcher.finish(window.max(Duration::from_secs(5))).await;
-        self.main.stop(true).await;
+        self.main.stop().await;
         self.metrics.stop(true).await;
         if let Some(database) = self.database {
             database.stop();
         }
         tracing::info!("shutdown complete");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepted_sockets_inherit_no_delay_from_the_listener() {
-        let listener = bind("127.0.0.1", 0).unwrap();
-        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY without a setsockopt per connection");
     }
 }

@@ -97,7 +97,7 @@ pub struct ServerConfig {
     /// Mount prefix for both `/app/{key}` and `/apps/{id}/…` (e.g. `/herald`); stripped before
     /// REST signatures are checked. Empty for none.
     pub path_prefix: String,
-    /// actix worker threads; 0 means one per CPU.
+    /// Worker threads (each its own runtime and `SO_REUSEPORT` socket); 0 means one per CPU.
     pub workers: usize,
     /// Seconds a client has to send its request head (stalled upgrades are dropped).
     pub request_timeout_secs: u64,
