@@ -33,6 +33,9 @@ pub(super) type Accept = (TcpStream, SocketAddr);
 /// actix-server's `max_concurrent_connections` did, with its default.
 const MAX_SERVED: usize = 25_000;
 
+/// Blocking-pool threads shared out over the workers (actix-server's budget).
+const BLOCKING_THREADS: usize = 512;
+
 /// Pause after an accept error that is not the client's (e.g. out of file descriptors), so a
 /// worker does not spin on it.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -93,15 +96,20 @@ where
     F: Fn() -> SF,
     SF: ServiceFactory<Accept, Config = (), Response = ()> + 'static,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // A local runtime (as actix-server's workers use): tasks spawned with `spawn_local` are the
+    // scheduler's own, with no `LocalSet` queue and tick in between.
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads((BLOCKING_THREADS / std::thread::available_parallelism().map_or(1, usize::from)).max(1))
+        .build_local(tokio::runtime::LocalOptions::default());
+    let runtime = match built {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "cannot start a worker's runtime");
             return;
         }
     };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
+    runtime.block_on(async {
         let Ok(listener) = TcpListener::from_std(listener) else {
             tracing::error!("cannot register a worker's listening socket");
             return;
