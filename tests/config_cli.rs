@@ -9,7 +9,8 @@ fn herald() -> Command {
 }
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("herald-cli-{}", std::process::id()));
+    // Under target/, not /tmp: nothing of a test run is left outside the build directory.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("herald-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
