@@ -258,7 +258,9 @@ print("(CPU figures come from /proc in 10 ms ticks: short phases with little wor
 extra = f" {'baseline':>12} {'vs base':>8}" if baseline else ""
 print(f"{'scenario':<20} {'metric':<32} {'herald':>12} {'soketi':>12} {'ratio':>8}{extra}  better")
 for (name, scenario), by in runs.items():
-    for metric, higher in SHOW.get(scenario, []):
+    # PERF_SPLIT's metrics (lower is better) after herald-bench's own.
+    perf = sorted({k for ms in by.values() for m in ms for k in m if k.endswith("_perf")})
+    for metric, higher in SHOW.get(scenario, []) + [[k, False] for k in perf]:
         h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
         fmt = lambda x: "-" if x is None else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
         ratio = (h / s) if (h is not None and s) else None
@@ -274,17 +276,6 @@ for (name, scenario), by in runs.items():
         else:
             gain = ratio if higher else (1 / ratio if ratio else float("inf"))
             better = f"herald ×{gain:.2f}" if gain >= 1 else f"soketi ×{1 / gain:.2f}"
-        print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
-    # PERF_SPLIT's metrics, lower is better.
-    for metric in sorted({k for ms in by.values() for m in ms for k in m if k.endswith("_perf")}):
-        h, s = median(by.get("herald", []), metric), median(by.get("soketi", []), metric)
-        ratio = (h / s) if (h is not None and s) else None
-        extra = ""
-        if baseline:
-            b = median(by.get("baseline", []), metric)
-            vs = (h / b) if (h is not None and b) else None
-            extra = f" {fmt(b):>12} {fmt(vs):>8}"
-        better = "" if not ratio else (f"herald ×{1 / ratio:.2f}" if ratio <= 1 else f"soketi ×{ratio:.2f}")
         print(f"{name:<20} {metric:<32} {fmt(h):>12} {fmt(s):>12} {fmt(ratio):>8}{extra}  {better}")
 EOF
 

@@ -121,7 +121,7 @@ where
         let served = Served::default();
         accept_loop(&listener, Rc::new(service), &served, stop).await;
         drop(listener);
-        let _ = tokio::time::timeout(grace, served.none()).await;
+        let _ = tokio::time::timeout(grace, served.until(|n| n == 0)).await;
     });
 }
 
@@ -133,7 +133,7 @@ where
         if served.count.get() >= MAX_SERVED {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = served.below_max() => {}
+                () = served.until(|n| n < MAX_SERVED) => {}
             }
         }
         let accepted = tokio::select! {
@@ -181,14 +181,9 @@ impl Served {
         ServedGuard { count: self.count.clone(), changed: self.changed.clone() }
     }
 
-    async fn below_max(&self) {
-        while self.count.get() >= MAX_SERVED {
-            self.changed.notified().await;
-        }
-    }
-
-    async fn none(&self) {
-        while self.count.get() > 0 {
+    /// Waits until the count of connections served satisfies `done`.
+    async fn until(&self, done: impl Fn(usize) -> bool) {
+        while !done(self.count.get()) {
             self.changed.notified().await;
         }
     }

@@ -110,13 +110,11 @@ impl<S: Socket> Session<S> {
                     Wake::Read(msg) => session.on_read(msg).await.err(),
                     Wake::Beat => match session.hb.poll(Instant::now()) {
                         Beat::Wait(t) => {
-                            beat.as_mut().reset(t);
-                            waits.beat_reset();
+                            waits.reset_beat(&mut beat.as_mut(), t);
                             None
                         }
                         Beat::Ping(t) => {
-                            beat.as_mut().reset(t);
-                            waits.beat_reset();
+                            waits.reset_beat(&mut beat.as_mut(), t);
                             session.ping().await.err()
                         }
                         Beat::PongTimeout => Some(End::Pusher(ErrorCode::PongNotReceived)),

@@ -10,7 +10,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Turns in a row that found work before the sources are looked at in reverse order.
 const FAIR_TURNS: u8 = 8;
@@ -21,6 +21,8 @@ pub(super) trait Timer {
     fn fired(&self) -> bool;
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+
+    fn reset_timer(&mut self, at: Instant);
 }
 
 impl Timer for Pin<&mut Sleep> {
@@ -30,6 +32,10 @@ impl Timer for Pin<&mut Sleep> {
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.as_mut().poll(cx)
+    }
+
+    fn reset_timer(&mut self, at: Instant) {
+        self.as_mut().reset(at);
     }
 }
 
@@ -51,8 +57,9 @@ pub(super) struct Waits {
 }
 
 impl Waits {
-    /// The heartbeat's timer was set to a new deadline: poll it again.
-    pub(super) fn beat_reset(&mut self) {
+    /// Sets the heartbeat's timer to `at`; it is polled again on the next turn.
+    pub(super) fn reset_beat(&mut self, beat: &mut impl Timer, at: Instant) {
+        beat.reset_timer(at);
         self.beat_armed = false;
     }
 
@@ -124,6 +131,8 @@ mod tests {
             self.beat_polls.set(self.beat_polls.get() + 1);
             ready(self.beat.get())
         }
+
+        fn reset_timer(&mut self, _: Instant) {}
     }
 
     impl Sources {
@@ -173,7 +182,7 @@ mod tests {
         assert_eq!(s.turn(&mut waits), Poll::Pending);
         assert_eq!(s.turn(&mut waits), Poll::Pending);
         assert_eq!(s.beat_polls.get(), 1, "armed after the first poll");
-        waits.beat_reset();
+        waits.reset_beat(&mut &s, Instant::now());
         assert_eq!(s.turn(&mut waits), Poll::Pending);
         assert_eq!(s.beat_polls.get(), 2, "a reset timer is polled again");
         s.beat.set(true);
